@@ -35,7 +35,8 @@ def open_database(path: str | Path | None) -> Database:
             db = Database(memory=True)
         else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            db = Database(str(path))
+            # One connection, shared by the event loop and the model thread (writes stay serial).
+            db = Database(sqlite3.connect(str(path), check_same_thread=False, timeout=10))
             db.enable_wal()
         for migrations in _SETS:
             migrations.apply(db)
@@ -46,5 +47,3 @@ def open_database(path: str | Path | None) -> Database:
 
 def _import_schema_owners() -> None:
     """Import the modules that own tables, so their migration sets are registered."""
-    import handoff.knowledge  # noqa: F401
-    import handoff.tuning  # noqa: F401

@@ -307,9 +307,7 @@ def find_knob(key: str) -> Knob:
     names = ", ".join(knob.key for knob in KNOBS)
     close = difflib.get_close_matches(wanted, [knob.key for knob in KNOBS], n=1)
     suggestion = f" Did you mean '{close[0]}'?" if close else ""
-    raise SettingError(
-        f"There is no setting called '{key.strip()}'.{suggestion} The settings are: {names}."
-    )
+    raise SettingError(f"There is no setting called '{key.strip()}'.{suggestion} The settings are: {names}.")
 
 
 def parse_value(knob: Knob, raw: str) -> float | int:

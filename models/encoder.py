@@ -53,6 +53,9 @@ class TransformerEncoder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         if not (model_dir / "config.json").is_file():
             raise EncoderError(f"{model_dir} is not a transformer model directory (no config.json)")

@@ -112,9 +112,7 @@ class HumanRequestDetector:
         similarity = float((self._asking @ row).max())
         margin = similarity - float((self._look_alikes @ row).max())
         cue = 1.0 if has_cue(text) else 0.0
-        logit = (
-            SIMILARITY_WEIGHT * similarity + MARGIN_WEIGHT * margin + CUE_WEIGHT * cue - MIDPOINT
-        )
+        logit = SIMILARITY_WEIGHT * similarity + MARGIN_WEIGHT * margin + CUE_WEIGHT * cue - MIDPOINT
         return 1.0 / (1.0 + math.exp(-logit))
 
 

@@ -12,9 +12,7 @@ from bot.localslack.server import DEFAULT_BOT_TOKEN, DEFAULT_SIGNING_SECRET, Loc
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(prog="python -m bot.localslack", description=__doc__)
-    parser.add_argument(
-        "--app-url", help="the app's Request URL, e.g. http://127.0.0.1:3000/slack/events"
-    )
+    parser.add_argument("--app-url", help="the app's Request URL, e.g. http://127.0.0.1:3000/slack/events")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3001)
     parser.add_argument("--signing-secret", default=DEFAULT_SIGNING_SECRET)

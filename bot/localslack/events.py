@@ -51,9 +51,7 @@ def subscription_for(event: Payload, channel: Channel | None) -> str:
     return str(event["type"])
 
 
-def envelope(
-    world: World, event: Payload, event_id: str, channel: Channel | None, token: str
-) -> Payload:
+def envelope(world: World, event: Payload, event_id: str, channel: Channel | None, token: str) -> Payload:
     """The `event_callback` wrapper Slack posts to the Request URL."""
     app = world.app
     authorization = {
@@ -138,9 +136,7 @@ def deleted_event(channel: Channel, previous: Payload, ts: str) -> Payload:
     }
 
 
-def reaction_event(
-    kind: str, user: str, name: str, channel: Channel, message: Payload, ts: str
-) -> Payload:
+def reaction_event(kind: str, user: str, name: str, channel: Channel, message: Payload, ts: str) -> Payload:
     """A `reaction_added` / `reaction_removed` event."""
     return {
         "type": kind,
@@ -217,9 +213,7 @@ class Sender:
         headers = {**signed_headers(self.signing_secret, body, content_type), **(extra or {})}
         try:
             limit = aiohttp.ClientTimeout(total=timeout)
-            async with self._session.post(
-                url, data=body.encode(), headers=headers, timeout=limit
-            ) as resp:
+            async with self._session.post(url, data=body.encode(), headers=headers, timeout=limit) as resp:
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 return AppReply(resp.status, await resp.text(), headers)
         except TimeoutError:
@@ -259,9 +253,7 @@ class Delivery:
 class Deliverer:
     """Ordered per-channel event delivery with Slack-style retries."""
 
-    def __init__(
-        self, sender: Sender, url: Callable[[], str | None], config: DeliveryConfig
-    ) -> None:
+    def __init__(self, sender: Sender, url: Callable[[], str | None], config: DeliveryConfig) -> None:
         self.sender = sender
         self.url = url
         self.config = config
@@ -319,20 +311,14 @@ class Deliverer:
         backoff = self.config.retry_backoff or (0.0,)
         return backoff[min(retry_num, len(backoff)) - 1]
 
-    async def _attempt(
-        self, url: str, payload: Payload, retry_num: int, reason: str | None
-    ) -> AppReply:
+    async def _attempt(self, url: str, payload: Payload, retry_num: int, reason: str | None) -> AppReply:
         """One signed POST, logged as a `Delivery`."""
         extra = (
-            {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason or ""}
-            if retry_num
-            else {}
+            {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason or ""} if retry_num else {}
         )
         started = time.monotonic()
         body = json.dumps(payload)
-        reply = await self.sender.send(
-            url, body, "application/json", self.config.ack_timeout, extra
-        )
+        reply = await self.sender.send(url, body, "application/json", self.config.ack_timeout, extra)
         event = payload.get("event", {})
         attempt = Delivery(
             event_id=payload.get("event_id", ""),

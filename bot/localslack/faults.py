@@ -143,11 +143,7 @@ class FaultSchedule:
         fault = self._scheduled(method) or (self._random.draw(method) if self._random else None)
         if fault is None and self._bucket and method == "chat.postMessage" and channel:
             wait = self._bucket.take(channel)
-            fault = (
-                None
-                if wait is None
-                else Fault(FaultKind.RATELIMIT, method, retry_after=wait, hits=1)
-            )
+            fault = None if wait is None else Fault(FaultKind.RATELIMIT, method, retry_after=wait, hits=1)
         if fault is not None:
             self.injected.append((method, fault))
         return fault

@@ -50,9 +50,7 @@ def find_element(blocks: list[dict[str, Any]], action_id: str) -> tuple[str, dic
     raise LocalSlackError(f"no element with action_id {action_id!r}")
 
 
-def action_payload(
-    block_id: str, element: dict[str, Any], value: str | None, ts: str
-) -> dict[str, Any]:
+def action_payload(block_id: str, element: dict[str, Any], value: str | None, ts: str) -> dict[str, Any]:
     """One entry of a block_actions payload's `actions`."""
     action = {
         "action_id": element["action_id"],
@@ -74,10 +72,7 @@ def action_payload(
 def input_values(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """View state values; plain strings become `plain_text_input` values."""
     wrap = lambda v: {"type": "plain_text_input", "value": v} if isinstance(v, str) else v  # noqa: E731
-    return {
-        block: {action: wrap(v) for action, v in actions.items()}
-        for block, actions in values.items()
-    }
+    return {block: {action: wrap(v) for action, v in actions.items()} for block, actions in values.items()}
 
 
 def reply_fields(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -150,9 +145,7 @@ class Interactions:
 
     # --- slash commands ------------------------------------------------------------------
 
-    async def slash_command(
-        self, user: User, channel: Channel, command: str, text: str
-    ) -> AppReply:
+    async def slash_command(self, user: User, channel: Channel, command: str, text: str) -> AppReply:
         """Run a slash command and show the app's immediate answer."""
         host = self.ws.world.host
         form = {"token": self.ws.verification_token, "team_id": host.id, "team_domain": host.domain}
@@ -196,15 +189,11 @@ class Interactions:
         if not ephemeral:
             payload["message"] = copy.deepcopy(message)
         target = ResponseUrl(user.id, channel.id, ts, bool(ephemeral))
-        payload.update(
-            trigger_id=self.ws.issue_trigger(user.id), response_url=self.response_url(target)
-        )
+        payload.update(trigger_id=self.ws.issue_trigger(user.id), response_url=self.response_url(target))
         payload["actions"] = [action_payload(block_id, element, value, self.ws.clock.next())]
         return await self.send_payload(payload)
 
-    async def click_view(
-        self, user: User, view_id: str, action_id: str, value: str | None
-    ) -> AppReply:
+    async def click_view(self, user: User, view_id: str, action_id: str, value: str | None) -> AppReply:
         """Press a button in the user's Home tab or an open modal."""
         view = self.ws.store.get_view(view_id)
         block_id, element = find_element(view.get("blocks", []), action_id)
@@ -218,9 +207,7 @@ class Interactions:
 
     # --- view submissions ----------------------------------------------------------------
 
-    async def submit_view(
-        self, user: User, view_id: str, values: dict[str, dict[str, Any]]
-    ) -> AppReply:
+    async def submit_view(self, user: User, view_id: str, values: dict[str, dict[str, Any]]) -> AppReply:
         """Submit a modal; apply the app's `response_action` (errors, update, push, clear)."""
         view = copy.deepcopy(self.ws.store.get_view(view_id))
         view["state"] = {"values": input_values(values)}
@@ -294,9 +281,7 @@ class Interactions:
             bot = self.ws.world.user(self.ws.world.app.user_id)
             self.ws.post(bot, channel, text, fields, body.get("thread_ts"))
         else:
-            self.ws.post_ephemeral(
-                user, channel, text, {**fields, "thread_ts": body.get("thread_ts")}
-            )
+            self.ws.post_ephemeral(user, channel, text, {**fields, "thread_ts": body.get("thread_ts")})
 
     def change_original(self, target: ResponseUrl, body: dict[str, Any]) -> None:
         """Delete or replace the message the interaction came from."""

@@ -79,15 +79,11 @@ class LocalSlack:
         self._sender = Sender(signing_secret)
         config = DeliveryConfig(ack_timeout, retry_backoff, max_retries)
         self._deliverer = Deliverer(self._sender, lambda: self.app_url, config)
-        self.workspace = Workspace(
-            self.world, TsClock(ts_start), self._deliverer, verification_token
-        )
+        self.workspace = Workspace(self.world, TsClock(ts_start), self._deliverer, verification_token)
         self.workspace.trigger_ttl = trigger_ttl
         self._deliverer.on_attempt = self._on_delivery
         self._webapi = WebApi(self.workspace, self.faults, bot_token, self._stopping)
-        self._interactions = Interactions(
-            self.workspace, self._sender, lambda: self.url, self._endpoint
-        )
+        self._interactions = Interactions(self.workspace, self._sender, lambda: self.url, self._endpoint)
         self._interactions.timeout = ack_timeout
         self._runner: web.AppRunner | None = None
 
@@ -199,9 +195,7 @@ class LocalSlack:
         with python_api():
             self.workspace.react(who, where, ts, name.strip(":"), add=False)
 
-    async def slash_command(
-        self, user: str, channel: str, command: str, text: str = ""
-    ) -> AppReply:
+    async def slash_command(self, user: str, channel: str, command: str, text: str = "") -> AppReply:
         """A user runs a slash command; the app's immediate answer is shown and returned."""
         who, where = self._member(user, channel)
         with python_api():
@@ -215,23 +209,17 @@ class LocalSlack:
         with python_api():
             return await self._interactions.click(who, where, message_ts, action_id, value)
 
-    async def click_view(
-        self, user: str, view_id: str, action_id: str, value: str | None = None
-    ) -> AppReply:
+    async def click_view(self, user: str, view_id: str, action_id: str, value: str | None = None) -> AppReply:
         """A user presses a button in their Home tab or an open modal."""
         with python_api():
-            return await self._interactions.click_view(
-                self.world.user(user), view_id, action_id, value
-            )
+            return await self._interactions.click_view(self.world.user(user), view_id, action_id, value)
 
     async def submit_view(
         self, user: str, view_id: str, values: dict[str, dict[str, Any]] | None = None
     ) -> AppReply:
         """A user submits a modal with `{block_id: {action_id: text_or_state}}` values."""
         with python_api():
-            return await self._interactions.submit_view(
-                self.world.user(user), view_id, values or {}
-            )
+            return await self._interactions.submit_view(self.world.user(user), view_id, values or {})
 
     async def open_home(self, user: str) -> None:
         """A user opens the app's Home tab (`app_home_opened`)."""

@@ -98,14 +98,9 @@ class Store:
         message = self.get(channel, ts)
         if message.get("reply_count"):
             previous = copy.deepcopy(message)
-            keep = {
-                k: message[k]
-                for k in ("ts", "thread_ts", "reply_count", "reply_users", "latest_reply")
-            }
+            keep = {k: message[k] for k in ("ts", "thread_ts", "reply_count", "reply_users", "latest_reply")}
             message.clear()
-            message.update(
-                keep, type="message", subtype="tombstone", text=TOMBSTONE_TEXT, user="USLACKBOT"
-            )
+            message.update(keep, type="message", subtype="tombstone", text=TOMBSTONE_TEXT, user="USLACKBOT")
             return previous
         self.messages[channel].remove(message)
         del self.by_ts[channel, ts]

@@ -86,9 +86,7 @@ def public(message: Message) -> Message:
     return copy.deepcopy(message)
 
 
-def paginate(
-    items: list[Any], args: Args, default_limit: int = 100
-) -> tuple[list[Any], dict[str, Any]]:
+def paginate(items: list[Any], args: Args, default_limit: int = 100) -> tuple[list[Any], dict[str, Any]]:
     """Slice by `cursor`/`limit`; returns the page and has_more/response_metadata fields."""
     offset = decode_cursor(text_arg(args, "cursor"))
     end = offset + min(int_arg(args, "limit", default_limit), 1000)
@@ -426,9 +424,7 @@ async def read_args(request: web.Request) -> tuple[Args, str | None]:
     args: Args = dict(request.query)
     if request.content_type == "application/json":
         body = parse_json(await request.text())
-        args.update(
-            {k: v for k, v in body.items() if k != "token"} if isinstance(body, dict) else {}
-        )
+        args.update({k: v for k, v in body.items() if k != "token"} if isinstance(body, dict) else {})
     elif request.content_type in FORM_TYPES:
         form = await request.post()
         args.update({k: form_value(v) for k, v in form.items()})
@@ -455,9 +451,7 @@ def form_value(value: Any) -> str:
 class WebApi:
     """Serves `/api/<method>` with auth, faults and a call log."""
 
-    def __init__(
-        self, ws: Workspace, faults: FaultSchedule, bot_token: str, stopping: asyncio.Event
-    ) -> None:
+    def __init__(self, ws: Workspace, faults: FaultSchedule, bot_token: str, stopping: asyncio.Event) -> None:
         self.ws = ws
         self.faults = faults
         self.bot_token = bot_token
@@ -485,9 +479,7 @@ class WebApi:
             return Answer(200, {"ok": False, "error": "unknown_method", "req_method": method}, {})
         scopes = {"X-OAuth-Scopes": ",".join(self.ws.world.app.scopes)}
         if method not in NO_AUTH and token != self.bot_token:
-            return Answer(
-                200, {"ok": False, "error": "invalid_auth" if token else "not_authed"}, {}
-            )
+            return Answer(200, {"ok": False, "error": "invalid_auth" if token else "not_authed"}, {})
         fault = self.faults.pick(method, self.channel_of(args))
         if fault is not None and (failed := await self.inject(fault)) is not None:
             return failed

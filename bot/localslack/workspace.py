@@ -178,9 +178,7 @@ class Workspace:
             return
         if channel is not None and app.user_id not in channel.members:
             return
-        payload = ev.envelope(
-            self.world, event, self.next_id("Ev"), channel, self.verification_token
-        )
+        payload = ev.envelope(self.world, event, self.next_id("Ev"), channel, self.verification_token)
         self.events.append(payload)
         self.deliverer.enqueue(channel.id if channel else "", payload)
 
@@ -214,9 +212,7 @@ class Workspace:
             )
         return message
 
-    def _files(
-        self, author: User, message: Message, specs: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
+    def _files(self, author: User, message: Message, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Slack file objects for files shared with a message."""
         return [file_object(self.next_id("F"), spec, author, message["ts"]) for spec in specs]
 
@@ -271,18 +267,12 @@ class Workspace:
         message = self.store.get(channel.id, ts)
         (add_reaction if add else remove_reaction)(message, name, user.id)
         kind = "reaction_added" if add else "reaction_removed"
-        self.emit(
-            ev.reaction_event(kind, user.id, name, channel, message, self.clock.next()), channel
-        )
-        self.notify(
-            kind, {"channel": channel.id, "ts": ts, "reaction": name, "user": user.id}, channel.id
-        )
+        self.emit(ev.reaction_event(kind, user.id, name, channel, message, self.clock.next()), channel)
+        self.notify(kind, {"channel": channel.id, "ts": ts, "reaction": name, "user": user.id}, channel.id)
 
     # --- ephemerals ----------------------------------------------------------------------
 
-    def post_ephemeral(
-        self, user: User, channel: Channel, text: str, fields: dict[str, Any]
-    ) -> Message:
+    def post_ephemeral(self, user: User, channel: Channel, text: str, fields: dict[str, Any]) -> Message:
         """Show the app's message to one user only (no event is sent)."""
         if user.id not in channel.members:
             raise SlackError("user_not_in_channel")
@@ -304,9 +294,7 @@ class Workspace:
         else:
             message.update({k: v for k, v in changes.items() if v is not None})
         kind = "ephemeral_deleted" if changes is None else "ephemeral_changed"
-        self.notify(
-            kind, {"channel": message["channel"], "message": message}, message["channel"], user
-        )
+        self.notify(kind, {"channel": message["channel"], "message": message}, message["channel"], user)
 
     # --- views ---------------------------------------------------------------------------
 

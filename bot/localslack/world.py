@@ -246,9 +246,7 @@ def _default_channels() -> list[Channel]:
         ),
         Channel("C_AGENTS", "support-agents", list(staff), purpose="Handoffs from Baton"),
         Channel("C_GENERAL", "general", ["U_ADMIN", "U_AGENT1", "U_AGENT2"]),
-        Channel(
-            "D_AGENT1", "", ["U_BATON", "U_AGENT1"], is_im=True, is_private=True, user="U_AGENT1"
-        ),
+        Channel("D_AGENT1", "", ["U_BATON", "U_AGENT1"], is_im=True, is_private=True, user="U_AGENT1"),
         Channel("D_ADMIN", "", ["U_BATON", "U_ADMIN"], is_im=True, is_private=True, user="U_ADMIN"),
     ]
 

@@ -56,9 +56,7 @@ async def slack() -> AsyncIterator[LocalSlack]:
 
 def new_app(slack: LocalSlack, **kwargs: Any) -> AsyncApp:
     """A Bolt app whose Web API client talks to the emulator."""
-    client = AsyncWebClient(
-        token=slack.bot_token, base_url=slack.api_url, **kwargs.pop("client_kwargs", {})
-    )
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url, **kwargs.pop("client_kwargs", {}))
     return AsyncApp(client=client, signing_secret=slack.signing_secret, **kwargs)
 
 
@@ -112,9 +110,7 @@ async def test_slow_ack_is_retried_with_the_same_event_id() -> None:
             req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
         ) -> BoltResponse:
             header = lambda name: (req.headers.get(name) or [None])[0]  # noqa: E731
-            seen.append(
-                (req.body["event_id"], header("x-slack-retry-num"), header("x-slack-retry-reason"))
-            )
+            seen.append((req.body["event_id"], header("x-slack-retry-num"), header("x-slack-retry-reason")))
             return await next()
 
         @app.event("message")
@@ -242,9 +238,7 @@ async def test_button_click_reaches_bolt_and_replaces_the_message(slack: LocalSl
             channel="C_SUPPORT", text="Need a human?", blocks=BUTTON_BLOCKS
         )
         reply = await slack.click("U_CUST1", "C_SUPPORT", posted["ts"], "handoff")
-        await slack.wait_for(
-            lambda: slack.messages("C_SUPPORT")[0]["text"] == "An agent is on the way"
-        )
+        await slack.wait_for(lambda: slack.messages("C_SUPPORT")[0]["text"] == "An agent is on the way")
         await slack.drain()
     (body,) = bodies
     assert reply.ok and body["type"] == "block_actions"
@@ -254,10 +248,7 @@ async def test_button_click_reaches_bolt_and_replaces_the_message(slack: LocalSl
         "name": "casey",
         "team_id": "T_CUST",
     }
-    assert (
-        body["message"]["blocks"] == BUTTON_BLOCKS
-        and body["container"]["message_ts"] == posted["ts"]
-    )
+    assert body["message"]["blocks"] == BUTTON_BLOCKS and body["container"]["message_ts"] == posted["ts"]
     (action,) = body["actions"]
     assert (action["action_id"], action["block_id"], action["value"], action["type"]) == (
         "handoff",

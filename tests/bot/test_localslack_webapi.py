@@ -117,9 +117,7 @@ async def test_post_message_errors(client: AsyncWebClient) -> None:
         assert caught.value.response["error"] == error
 
 
-async def test_posting_to_a_user_id_goes_to_their_dm(
-    slack: LocalSlack, client: AsyncWebClient
-) -> None:
+async def test_posting_to_a_user_id_goes_to_their_dm(slack: LocalSlack, client: AsyncWebClient) -> None:
     resp = await client.chat_postMessage(channel="U_AGENT2", text="psst")
     info = await client.conversations_info(channel=resp["channel"])
     assert info["channel"]["is_im"] and info["channel"]["user"] == "U_AGENT2"
@@ -128,9 +126,7 @@ async def test_posting_to_a_user_id_goes_to_their_dm(
 async def test_update_delete_and_permalink(slack: LocalSlack, client: AsyncWebClient) -> None:
     posted = await client.chat_postMessage(channel="C_SUPPORT", text="draft")
     updated = await client.chat_update(channel="C_SUPPORT", ts=posted["ts"], text="final")
-    assert (
-        updated["text"] == "final" and slack.messages("C_SUPPORT")[0]["edited"]["user"] == "U_BATON"
-    )
+    assert updated["text"] == "final" and slack.messages("C_SUPPORT")[0]["edited"]["user"] == "U_BATON"
     link = await client.chat_getPermalink(channel="C_SUPPORT", message_ts=posted["ts"])
     assert link["permalink"].endswith(f"/archives/C_SUPPORT/p{posted['ts'].replace('.', '')}")
     user_ts = await slack.post("U_CUST1", "C_SUPPORT", "mine")
@@ -149,9 +145,7 @@ async def test_replies_paginate_and_history_is_newest_first(
     for n in range(4):
         await slack.post("U_AGENT1", "C_SUPPORT", f"reply {n}", thread_ts=parent)
     page = await client.conversations_replies(channel="C_SUPPORT", ts=parent, limit=3)
-    assert [m["text"] for m in page["messages"]] == ["help", "reply 0", "reply 1"] and page[
-        "has_more"
-    ]
+    assert [m["text"] for m in page["messages"]] == ["help", "reply 0", "reply 1"] and page["has_more"]
     rest = await client.conversations_replies(
         channel="C_SUPPORT", ts=parent, limit=3, cursor=page["response_metadata"]["next_cursor"]
     )
@@ -162,9 +156,7 @@ async def test_replies_paginate_and_history_is_newest_first(
     assert history["messages"][1]["reply_count"] == 4
 
 
-async def test_ephemeral_is_visible_only_to_its_user(
-    slack: LocalSlack, client: AsyncWebClient
-) -> None:
+async def test_ephemeral_is_visible_only_to_its_user(slack: LocalSlack, client: AsyncWebClient) -> None:
     resp = await client.chat_postEphemeral(channel="C_SUPPORT", user="U_CUST1", text="only you")
     assert resp["message_ts"]
     assert [m["text"] for m in slack.ephemerals("U_CUST1")] == ["only you"]
@@ -180,9 +172,7 @@ async def test_reactions_add_get_remove(slack: LocalSlack, client: AsyncWebClien
         await client.reactions_add(channel="C_SUPPORT", timestamp=ts, name="eyes")
     await slack.react("U_CUST2", "C_SUPPORT", ts, "eyes")
     got = await client.reactions_get(channel="C_SUPPORT", timestamp=ts)
-    assert got["message"]["reactions"] == [
-        {"name": "eyes", "users": ["U_BATON", "U_CUST2"], "count": 2}
-    ]
+    assert got["message"]["reactions"] == [{"name": "eyes", "users": ["U_BATON", "U_CUST2"], "count": 2}]
     await client.reactions_remove(channel="C_SUPPORT", timestamp=ts, name="eyes")
     with pytest.raises(SlackApiError, match="no_reaction"):
         await client.reactions_remove(channel="C_SUPPORT", timestamp=ts, name="eyes")
@@ -194,11 +184,7 @@ async def test_reactions_add_get_remove(slack: LocalSlack, client: AsyncWebClien
 async def test_world_lookups(client: AsyncWebClient) -> None:
     support = (await client.conversations_info(channel="C_SUPPORT"))["channel"]
     assert support["is_ext_shared"] and support["is_shared"] and support["name"] == "acme-support"
-    assert (
-        support["is_channel"]
-        and not support["is_private"]
-        and support["context_team_id"] == "T_HOST"
-    )
+    assert support["is_channel"] and not support["is_private"] and support["context_team_id"] == "T_HOST"
     agents = (await client.conversations_info(channel="C_AGENTS"))["channel"]
     assert not agents["is_ext_shared"] and agents["name"] == "support-agents"
     admin = (await client.users_info(user="U_ADMIN"))["user"]
@@ -218,9 +204,7 @@ async def test_a_custom_world() -> None:
     world = World(
         teams=[Team("T1", "Host", "host"), Team("T2", "Guest", "guest")],
         users=[User("U1", "T2", "gil", "Gil Guest")],
-        channels=[
-            Channel("C1", "shared", ["U1", "U_BATON"], is_ext_shared=True, context_team_id="T1")
-        ],
+        channels=[Channel("C1", "shared", ["U1", "U_BATON"], is_ext_shared=True, context_team_id="T1")],
     )
     async with LocalSlack(world) as slack:
         await slack.post("gil", "#shared", "hello")
@@ -241,9 +225,7 @@ async def test_user_message_event_envelope(slack: LocalSlack) -> None:
         "A_BATON",
     )
     assert message["is_ext_shared_channel"] and message["context_team_id"] == "T_HOST"
-    assert message["authorizations"][0]["user_id"] == "U_BATON" and message["event_id"].startswith(
-        "Ev"
-    )
+    assert message["authorizations"][0]["user_id"] == "U_BATON" and message["event_id"].startswith("Ev")
     event = message["event"]
     assert (event["type"], event["channel"], event["user"], event["ts"]) == (
         "message",
@@ -261,9 +243,7 @@ async def test_user_message_event_envelope(slack: LocalSlack) -> None:
     assert mention["event"]["type"] == "app_mention" and mention["event_id"] != message["event_id"]
 
 
-async def test_edits_deletes_files_and_invisible_channels(
-    slack: LocalSlack, client: AsyncWebClient
-) -> None:
+async def test_edits_deletes_files_and_invisible_channels(slack: LocalSlack, client: AsyncWebClient) -> None:
     ts = await slack.post("U_CUST1", "C_SUPPORT", "typo")
     await slack.edit("U_CUST1", "C_SUPPORT", ts, "fixed")
     await slack.delete("U_CUST1", "C_SUPPORT", ts)
@@ -292,9 +272,7 @@ async def test_views_publish_and_triggers(slack: LocalSlack, client: AsyncWebCli
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Hi"}}],
     }
     published = await client.views_publish(user_id="U_AGENT1", view=home)
-    again = await client.views_publish(
-        user_id="U_AGENT1", view=home, hash=published["view"]["hash"]
-    )
+    again = await client.views_publish(user_id="U_AGENT1", view=home, hash=published["view"]["hash"])
     assert again["view"]["id"] == published["view"]["id"]
     assert [v["type"] for v in slack.views("U_AGENT1")] == ["home"]
     with pytest.raises(SlackApiError, match="invalid_trigger_id"):
@@ -347,28 +325,19 @@ async def test_channel_rate_limit_mode(slack: LocalSlack, client: AsyncWebClient
     await client.chat_postMessage(channel="C_SUPPORT", text="one")
     with pytest.raises(SlackApiError) as caught:
         await client.chat_postMessage(channel="C_SUPPORT", text="two")
-    assert (
-        caught.value.response.status_code == 429
-        and caught.value.response.headers["Retry-After"] == "1"
-    )
+    assert caught.value.response.status_code == 429 and caught.value.response.headers["Retry-After"] == "1"
     await client.chat_postMessage(channel="C_AGENTS", text="other channel is fine")
 
 
 # --- recording and live updates ----------------------------------------------------------
 
 
-async def test_calls_are_recorded_with_parsed_args(
-    slack: LocalSlack, client: AsyncWebClient
-) -> None:
+async def test_calls_are_recorded_with_parsed_args(slack: LocalSlack, client: AsyncWebClient) -> None:
     await client.chat_postMessage(
         channel="C_SUPPORT", text="hi", metadata={"event_type": "t", "event_payload": {}}
     )
     (call,) = slack.calls("chat.postMessage")
-    assert (
-        call.ok
-        and call.args["channel"] == "C_SUPPORT"
-        and call.args["metadata"]["event_type"] == "t"
-    )
+    assert call.ok and call.args["channel"] == "C_SUPPORT" and call.args["metadata"]["event_type"] == "t"
     assert call.response["ts"] == slack.messages("C_SUPPORT")[0]["ts"] and "token" not in call.args
 
 
@@ -405,8 +374,6 @@ async def test_control_api_and_live_stream(slack: LocalSlack) -> None:
         assert change["kind"] == "message" and change["data"]["message"]["ts"] == ts
         async with session.get(f"{slack.url}/_emulator/state", params={"user": "U_CUST1"}) as resp:
             state = await resp.json()
-        assert (
-            state["messages"]["C_SUPPORT"][0]["text"] == "from the UI" and state["ephemerals"] == []
-        )
+        assert state["messages"]["C_SUPPORT"][0]["text"] == "from the UI" and state["ephemerals"] == []
         async with session.post(f"{slack.url}/_emulator/post", json={"user": "U_GHOST"}) as resp:
             assert resp.status == 400

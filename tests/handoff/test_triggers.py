@@ -25,9 +25,7 @@ from models.sentiment import Polarity, Sentiment
 
 DEFAULTS = TriggerSettings()
 NO_HISTORY = History()
-CONFIDENT = Retrieval(
-    Candidate("reset-password", 0.82, 0.90), Candidate("change-email", 0.41, 0.04), 0.93
-)
+CONFIDENT = Retrieval(Candidate("reset-password", 0.82, 0.90), Candidate("change-email", 0.41, 0.04), 0.93)
 
 
 def unsure(confidence: float = 0.31) -> Retrieval:
@@ -68,9 +66,7 @@ def test_a_confident_answer_is_given_without_reasons() -> None:
 def test_low_confidence_asks_to_rephrase() -> None:
     decision = turn(retrieval=unsure(0.31))
     assert decision.action is Action.CLARIFY
-    assert decision.reasons == (
-        Reason(ReasonKind.LOW_CONFIDENCE, "confidence 0.31 < 0.50", 0.31, 0.5),
-    )
+    assert decision.reasons == (Reason(ReasonKind.LOW_CONFIDENCE, "confidence 0.31 < 0.50", 0.31, 0.5),)
     assert decision.choices == ()
 
 
@@ -88,9 +84,7 @@ def test_two_close_entries_offer_both_instead_of_guessing() -> None:
     decision = turn(retrieval=close_call(0.41, 0.35))
     assert decision.action is Action.CLARIFY
     assert decision.choices == ("reset-password", "change-email")
-    assert "'reset-password' (0.41) and 'change-email' (0.35) differ by 0.06 < 0.15" in details(
-        decision
-    )
+    assert "'reset-password' (0.41) and 'change-email' (0.35) differ by 0.06 < 0.15" in details(decision)
 
 
 def test_close_entries_clarify_even_when_confidence_is_high() -> None:
@@ -143,9 +137,7 @@ def test_a_keyword_hands_off_naming_the_keyword() -> None:
         ("we had a data breach.", "data breach"),
     ],
 )
-def test_default_keywords_match_across_case_spacing_and_punctuation(
-    text: str, keyword: str
-) -> None:
+def test_default_keywords_match_across_case_spacing_and_punctuation(text: str, keyword: str) -> None:
     assert keyword in matched_keywords(text, TriggerSettings().keywords)
 
 
@@ -167,9 +159,7 @@ def test_keywords_only_match_whole_words(text: str) -> None:
         ("abc++", ()),
     ],
 )
-def test_keywords_with_regex_characters_match_literally(
-    text: str, expected: tuple[str, ...]
-) -> None:
+def test_keywords_with_regex_characters_match_literally(text: str, expected: tuple[str, ...]) -> None:
     assert matched_keywords(text, ("c++", "$$$", "a.b")) == expected
 
 

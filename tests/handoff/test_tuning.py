@@ -79,9 +79,7 @@ def test_a_change_is_audited_with_who_when_old_and_new(db: Database, path: Path)
         ("plausible", "0.3", "plausible", 0.3),
     ],
 )
-def test_each_setting_can_be_changed(
-    db: Database, key: str, raw: str, field: str, value: float
-) -> None:
+def test_each_setting_can_be_changed(db: Database, key: str, raw: str, field: str, value: float) -> None:
     change_setting(db, key, raw, "U_ALICE", NOON)
     assert getattr(load_settings(db), field) == value
 
@@ -173,9 +171,7 @@ def test_unicode_and_regex_keywords_round_trip(db: Database) -> None:
         ("x" * 201, "That keyword is 201 characters long; keep it under 200, a word or"),
     ],
 )
-def test_a_bad_keyword_explains_itself_and_changes_nothing(
-    db: Database, keyword: str, message: str
-) -> None:
+def test_a_bad_keyword_explains_itself_and_changes_nothing(db: Database, keyword: str, message: str) -> None:
     with pytest.raises(SettingError) as error:
         add_keyword(db, keyword, "U_BOB", NOON)
     assert str(error.value).startswith(message)
@@ -183,9 +179,7 @@ def test_a_bad_keyword_explains_itself_and_changes_nothing(
 
 
 def test_a_bad_pattern_says_how_to_write_one(db: Database) -> None:
-    with pytest.raises(
-        SettingError, match=r"after 're:' or between slashes, like re:refund\(s\|ed\)\?"
-    ):
+    with pytest.raises(SettingError, match=r"after 're:' or between slashes, like re:refund\(s\|ed\)\?"):
         add_keyword(db, "re:(", "U_BOB", NOON)
 
 
@@ -211,10 +205,7 @@ def test_removing_a_missing_keyword_lists_them_when_nothing_is_close(db: Databas
         remove_keyword(db, keyword, "U_ALICE", NOON)
     with pytest.raises(SettingError) as error:
         remove_keyword(db, "zebra", "U_BOB", NOON)
-    assert (
-        str(error.value)
-        == "'zebra' is not a keyword, so nothing changed. The keywords are: 'refund'."
-    )
+    assert str(error.value) == "'zebra' is not a keyword, so nothing changed. The keywords are: 'refund'."
 
 
 def test_removing_the_last_keyword_leaves_none(db: Database) -> None:

@@ -122,9 +122,7 @@ class HashEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """One unit vector per text, seeded by the text."""
-        rows = [
-            np.random.default_rng(zlib.crc32(text.encode())).normal(size=self.dim) for text in texts
-        ]
+        rows = [np.random.default_rng(zlib.crc32(text.encode())).normal(size=self.dim) for text in texts]
         array = np.array(rows, dtype=np.float32).reshape(len(texts), self.dim)
         return array / np.linalg.norm(array, axis=1, keepdims=True)
 
@@ -133,9 +131,7 @@ def scores(encoder: TransformerEncoder, texts: tuple[str, ...]) -> np.ndarray:
     """Score texts the way Baton does: one shared forward pass, then the detector."""
     detector = HumanRequestDetector(encoder)
     vectors = encoder.encode(list(texts))
-    return np.array(
-        [detector.score(text, vector) for text, vector in zip(texts, vectors, strict=True)]
-    )
+    return np.array([detector.score(text, vector) for text, vector in zip(texts, vectors, strict=True)])
 
 
 def test_measurement_phrasings_are_not_prototypes() -> None:
@@ -156,9 +152,7 @@ def test_product_questions_about_people_rarely_pass_the_default_threshold(
     encoder: TransformerEncoder,
 ) -> None:
     flagged = scores(encoder, NOT_ASKING) >= HUMAN_REQUEST
-    assert flagged.mean() <= 0.05, [
-        text for text, hit in zip(NOT_ASKING, flagged, strict=True) if hit
-    ]
+    assert flagged.mean() <= 0.05, [text for text, hit in zip(NOT_ASKING, flagged, strict=True) if hit]
 
 
 @pytest.mark.model

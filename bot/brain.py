@@ -1,0 +1,130 @@
+"""One customer turn through the models: a single forward pass feeds every check.
+
+The encoder runs once per turn (micro-batched with concurrent turns, off the event
+loop); FAQ retrieval, sentiment and the request-for-a-person check all read that
+vector. The trigger policy then decides from plain values.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from handoff.knowledge import KnowledgeBase
+from handoff.triggers import Decision, History, decide
+from handoff.tuning import TriggerSettings
+from models.batcher import MicroBatcher
+from models.encoder import Encoder
+from models.faq import FaqIndex, Retrieval
+from models.kb import Entry
+from models.requests import HumanRequestDetector
+from models.sentiment import Sentiment, SentimentModel
+
+MAX_MODEL_CHARS = 2000  # the encoder reads 128 tokens; longer text only costs tokenising time
+_MENTION = re.compile(r"<[@#!][^>]*>")
+_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
+_BARE_LINK = re.compile(r"<(https?://[^>]+)>")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the models make of one turn."""
+
+    retrieval: Retrieval
+    sentiment: Sentiment
+    human_request: float
+
+
+@dataclass(frozen=True)
+class TurnCheck:
+    """Every check on one turn, the decision, and what to answer with."""
+
+    text: str
+    reading: Reading
+    decision: Decision
+    answer: Entry | None
+    choices: tuple[Entry, ...]
+    elapsed_ms: float
+
+
+def clean_turn(text: str) -> str:
+    """Slack markup to plain words: mentions dropped, links to their labels."""
+    text = _LINK.sub(r"\2", text)
+    text = _BARE_LINK.sub(r"\1", text)
+    return " ".join(_MENTION.sub(" ", text).split())
+
+
+class Brain:
+    """The per-turn checks over shared models."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        knowledge: KnowledgeBase,
+        sentiment: SentimentModel,
+        requests: HumanRequestDetector,
+    ) -> None:
+        self.encoder = encoder
+        self.knowledge = knowledge
+        self.sentiment = sentiment
+        self.requests = requests
+        self._batcher: MicroBatcher[tuple[str, FaqIndex], Reading] = MicroBatcher(self._read_items)
+
+    def read(self, texts: Sequence[str], index: FaqIndex | None = None) -> list[Reading]:
+        """Run the models on several turns in one forward pass."""
+        index = index or self.knowledge.index()
+        cleaned = [clean_turn(t)[:MAX_MODEL_CHARS] for t in texts]
+        vectors = np.zeros((len(cleaned), self.encoder.dim), dtype=np.float32)
+        live = [i for i, t in enumerate(cleaned) if t]
+        if live:
+            vectors[live] = self.encoder.encode([cleaned[i] for i in live])
+        retrievals = index.search(vectors)
+        sentiments = self.sentiment.score_batch(cleaned, vectors)
+        asks = [self.requests.score(t, v) for t, v in zip(cleaned, vectors, strict=True)]
+        return [Reading(*parts) for parts in zip(retrievals, sentiments, asks, strict=True)]
+
+    def _read_items(self, items: list[tuple[str, FaqIndex]]) -> list[Reading]:
+        """Batch entry point: turns queued together share the index current when queued."""
+        return self.read([text for text, _ in items], items[0][1])
+
+    async def check(self, text: str, history: History, settings: TriggerSettings) -> TurnCheck:
+        """Every check on one turn, micro-batched with concurrent turns."""
+        started = time.perf_counter()
+        reading = await self._batcher.submit((text, self.knowledge.index()))
+        return self._conclude(text, reading, history, settings, started)
+
+    def check_now(self, text: str, history: History, settings: TriggerSettings) -> TurnCheck:
+        """The same checks, synchronously (for the command line)."""
+        started = time.perf_counter()
+        reading = self.read([text])[0]
+        return self._conclude(text, reading, history, settings, started)
+
+    def _conclude(
+        self,
+        text: str,
+        reading: Reading,
+        history: History,
+        settings: TriggerSettings,
+        started: float,
+    ) -> TurnCheck:
+        decision = decide(
+            clean_turn(text),
+            reading.retrieval,
+            reading.sentiment,
+            reading.human_request,
+            history,
+            settings,
+        )
+        best = reading.retrieval.best
+        answer = self.knowledge.get(best.entry_id) if best else None
+        choices = tuple(e for e in map(self.knowledge.get, decision.choices) if e is not None)
+        elapsed = (time.perf_counter() - started) * 1000
+        return TurnCheck(text, reading, decision, answer, choices, elapsed)
+
+    def close(self) -> None:
+        """Stop the model thread."""
+        self._batcher.close()
