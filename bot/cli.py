@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.brain import TurnCheck
+from bot.runner import run_serve, run_socket
 from bot.settings import ConfigError, Settings
 from handoff.store import StoreError
 from handoff.triggers import History
@@ -48,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(handler=run_ask)
     _add_eval(sub)
     _add_faq(sub)
+    serve = sub.add_parser("serve", help="run the Slack app over HTTP (events, commands, interactivity)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT, else 3000)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
+    serve.set_defaults(handler=run_serve)
+    socket = sub.add_parser("socket", help="run the Slack app over Socket Mode (needs SLACK_APP_TOKEN)")
+    socket.set_defaults(handler=run_socket)
     return parser
 
 

@@ -14,6 +14,9 @@ from typing import Protocol
 import numpy as np
 
 MAX_TOKENS = 128
+# A batch runs as sub-batches of similar length: padding 64 chat turns to the longest one wasted
+# about half the matrix work (bench/RESULTS.md); 16 rows keep the matrix products efficient.
+CHUNK_ROWS = 16
 
 
 class EncoderError(Exception):
@@ -67,23 +70,35 @@ class TransformerEncoder:
         except (OSError, ValueError) as exc:
             raise EncoderError(f"cannot load a model from {model_dir}: {exc}") from exc
         self._torch = torch
+        self._pad_id = int(self._tokenizer.pad_token_id or 0)
         self.name = _model_name(model_dir)
         self.dim = int(self._model.config.hidden_size)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Encode a batch under inference mode; empty texts give zero vectors."""
+        """Encode a batch under inference mode, in sub-batches of similar length."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return out
+        ids = self._tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), CHUNK_ROWS):
+            rows = order[start : start + CHUNK_ROWS]
+            out[rows] = self._forward([ids[i] for i in rows])
+        return out
+
+    def _forward(self, ids: list[list[int]]) -> np.ndarray:
+        """Mean-pooled unit vectors for token ids, padded to the longest of them."""
         torch = self._torch
-        batch = self._tokenizer(
-            texts, padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
-        )
+        lengths = np.array([len(seq) for seq in ids])
+        padded = np.full((len(ids), lengths.max()), self._pad_id, dtype=np.int64)
+        for row, seq in enumerate(ids):
+            padded[row, : len(seq)] = seq
+        mask = torch.from_numpy((np.arange(padded.shape[1]) < lengths[:, None]).astype(np.int64))
         with torch.inference_mode():
-            hidden = self._model(**batch).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            vectors = torch.nn.functional.normalize(pooled, dim=-1)
-        return vectors.numpy().astype(np.float32, copy=False)
+            hidden = self._model(input_ids=torch.from_numpy(padded), attention_mask=mask).last_hidden_state
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1).numpy()
 
 
 def _model_name(model_dir: Path) -> str:

@@ -1,0 +1,216 @@
+"""Delivering the outbox to Slack: one `chat.postMessage` per message, retried until it lands.
+
+A 429 waits for Slack's Retry-After; 5xx answers, timeouts and connection errors wait with
+exponential backoff. Those last failures are ambiguous (Slack may have posted the message
+before the answer was lost), so before trying again the courier looks for the message, which
+carries its outbox key in Slack message metadata, and marks it sent if it is there: no
+message is posted twice. Other Slack errors (`channel_not_found`, `invalid_blocks`...) fail the
+message for good; it stays in the outbox with the error and is logged.
+A message still failing after a few tries in a row is left to the sweep, which retries every
+pending message when it is due, including those a previous process left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handoff.outbox import Outbox, Outgoing, Queued, RetryPolicy, State
+
+log = logging.getLogger("baton.delivery")
+
+METADATA_TYPE = "baton_message"
+TRANSIENT = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+AMBIGUOUS = frozenset({"internal_error", "fatal_error", "request_timeout"})
+NETWORK_ERRORS = (aiohttp.ClientError, SlackClientError, TimeoutError, ConnectionError, OSError)
+SWEEP_EVERY = 5.0  # seconds between sweeps when nothing is due sooner
+CLOCK_SKEW = 120.0  # seconds Baton's clock may be ahead of Slack's when looking for a message
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a try failed and what that means for the next one."""
+
+    error: str
+    retry_after: float | None = None  # Slack said when to come back (429)
+    ambiguous: bool = False  # the message may have been posted all the same
+    permanent: bool = False  # trying again cannot help
+
+
+def classify(exc: Exception) -> Failure:
+    """What a Web API exception means for delivery."""
+    if isinstance(exc, SlackApiError):
+        status = int(getattr(exc.response, "status_code", 200) or 200)
+        code = str(exc.response.get("error") or f"http_{status}")
+        if status == 429:
+            return Failure(code, retry_after=_retry_after(exc.response.headers))
+        if status >= 500 or code in TRANSIENT:
+            return Failure(code, ambiguous=status >= 500 or code in AMBIGUOUS)
+        return Failure(code, permanent=True)
+    return Failure(type(exc).__name__, ambiguous=True)
+
+
+def _retry_after(headers: Any) -> float:
+    """Seconds from a Retry-After header (1 when it is missing or odd)."""
+    try:
+        return float(headers.get("Retry-After") or headers.get("retry-after") or 1)
+    except (TypeError, ValueError, AttributeError):
+        return 1.0
+
+
+def metadata(message: Outgoing) -> dict[str, Any]:
+    """Slack message metadata that lets Baton recognise its own message later."""
+    return {"event_type": METADATA_TYPE, "event_payload": {"key": message.key, "kind": message.kind}}
+
+
+def carries_key(found: dict[str, Any], key: str) -> bool:
+    """Whether a message Slack returned is the outbox message with this key."""
+    meta = found.get("metadata") or {}
+    return meta.get("event_type") == METADATA_TYPE and (meta.get("event_payload") or {}).get("key") == key
+
+
+class Courier:
+    """Sends outbox messages with `chat.postMessage`, honouring Slack's limits."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        outbox: Outbox,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self.outbox = outbox
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._busy: set[int] = set()
+        self._wake = asyncio.Event()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a delivery is under way."""
+        return bool(self._busy)
+
+    async def send(self, message: Outgoing) -> Queued:
+        """Write a message to the outbox and deliver it."""
+        return await self.deliver(self.outbox.put(message))
+
+    async def deliver(self, queued: Queued) -> Queued:
+        """Try a pending message until it is sent, fails for good, or is left to the sweep."""
+        if queued.state is not State.PENDING or queued.id in self._busy:
+            return queued
+        self._busy.add(queued.id)
+        try:
+            await self._try_in_a_row(queued)
+        finally:
+            self._busy.discard(queued.id)
+        return self.outbox.by_id(queued.id) or queued
+
+    async def _try_in_a_row(self, queued: Queued) -> None:
+        check = queued.attempts > 0  # a previous try may have posted it
+        for round_ in range(1, self.policy.inline + 1):
+            failure = await self._try_once(queued, check)
+            if failure is None:
+                return
+            if failure.permanent:
+                self.outbox.mark_failed(queued.id, failure.error)
+                log.error(
+                    "message %s to %s failed for good: %s",
+                    queued.message.key,
+                    queued.message.channel,
+                    failure.error,
+                )
+                return
+            delay = self.policy.delay(queued.attempts + round_, failure.retry_after)
+            self.outbox.mark_retry(queued.id, failure.error, delay)
+            log.warning("message %s: %s, next try in %.1fs", queued.message.key, failure.error, delay)
+            check = check or failure.ambiguous
+            if round_ == self.policy.inline:
+                self._wake.set()
+                return
+            await self._sleep(delay)
+
+    async def _try_once(self, queued: Queued, check: bool) -> Failure | None:
+        """One try; None when the message is in Slack (posted now, or found from before)."""
+        try:
+            ts = await self._find(queued) if check else None
+            if ts is None:
+                ts = await self._post(queued.message)
+        except (SlackApiError, *NETWORK_ERRORS) as exc:
+            return classify(exc)
+        self.outbox.mark_sent(queued.id, ts)
+        return None
+
+    async def _post(self, message: Outgoing) -> str | None:
+        response = await self.client.chat_postMessage(
+            channel=message.channel,
+            text=message.text,
+            blocks=list(message.blocks) or None,
+            thread_ts=message.thread_ts,
+            metadata=metadata(message),
+            unfurl_links=False,
+        )
+        return response.get("ts")
+
+    async def _find(self, queued: Queued) -> str | None:
+        """The ts of this message if an earlier, ambiguous try did post it."""
+        message = queued.message
+        since = f"{queued.created_at.timestamp() - CLOCK_SKEW:.6f}"  # Slack's ts are epoch seconds
+        if message.thread_ts:
+            response = await self.client.conversations_replies(
+                channel=message.channel, ts=message.thread_ts, oldest=since, include_all_metadata=True
+            )
+        else:
+            response = await self.client.conversations_history(
+                channel=message.channel, oldest=since, include_all_metadata=True
+            )
+        found = [m for m in response.get("messages") or [] if carries_key(m, message.key)]
+        return str(found[0]["ts"]) if found else None
+
+    # -- the sweep ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Deliver what is pending now, then keep sweeping in the background."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="baton-outbox-sweep")
+
+    async def stop(self) -> None:
+        """Stop sweeping (pending messages stay in the outbox for the next start)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def sweep(self, everything: bool = False) -> int:
+        """Deliver every message that is due (or pending at all); returns how many were tried."""
+        found = self.outbox.pending() if everything else self.outbox.due()
+        todo = [queued for queued in found if queued.id not in self._busy]
+        for queued in todo:
+            await self.deliver(queued)
+        return len(todo)
+
+    async def _sweep_forever(self) -> None:
+        await self.sweep(everything=True)  # what a previous process left behind
+        while True:
+            self._wake.clear()
+            await self.sweep()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._until_due())
+
+    def _until_due(self) -> float:
+        when = self.outbox.next_due()
+        if when is None:
+            return SWEEP_EVERY
+        wait = (when - self.outbox.now()).total_seconds()
+        return min(SWEEP_EVERY, max(0.01, wait))
