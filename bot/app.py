@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.customers import Place, Staff
+from bot.customers import Person, Place, Staff, person_from
 from bot.delivery import Courier
 from bot.services import Services
 from bot.settings import Settings
@@ -33,6 +33,7 @@ log = logging.getLogger("baton.app")
 
 PLACE_TTL = 300.0  # seconds a channel's kind is cached (it changes only when shared)
 STAFF_TTL = 60.0  # seconds the agent list is cached
+PERSON_TTL = 300.0  # seconds a person's name, avatar and roles are cached
 
 
 class SetupError(Exception):
@@ -118,6 +119,10 @@ class Baton:
         self.started_at: datetime | None = None
         self._places: dict[str, tuple[Place, float]] = {}
         self._staff: tuple[Staff, float] | None = None
+        self._people: dict[str, tuple[Person, float]] = {}
+        self._orgs: dict[str, str] = {}
+        self.periodic: list[Callable[[], Coroutine[Any, Any, None]]] = []  # run from start to close
+        self._periodic: list[asyncio.Task[None]] = []
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._session: aiohttp.ClientSession | None = None
 
@@ -133,6 +138,7 @@ class Baton:
         self._session = aiohttp.ClientSession()
         self.courier.client = quiet_client(self.client, self._session)
         self.courier.start()
+        self._periodic = [asyncio.create_task(work()) for work in self.periodic]
         self.started_at = datetime.now(UTC)
         log.info("Baton is up as %s in team %s", self.identity and self.identity.bot_user_id, self.team_id)
 
@@ -142,6 +148,10 @@ class Baton:
             await asyncio.wait_for(self.tasks.idle(), grace)
         except TimeoutError:
             await self.tasks.cancel()
+        for task in self._periodic:
+            task.cancel()
+        await asyncio.gather(*self._periodic, return_exceptions=True)
+        self._periodic = []
         await self.courier.stop()
         if self._session is not None:
             await self._session.close()
@@ -188,6 +198,24 @@ class Baton:
         staff = Staff(identity.team_id, self.settings.agent_channel, agents)
         self._staff = (staff, time.monotonic())
         return staff
+
+    async def person(self, user: str) -> Person:
+        """A person's name, avatar, team and roles (users.info, cached)."""
+        cached = self._people.get(user)
+        if cached and time.monotonic() - cached[1] < PERSON_TTL:
+            return cached[0]
+        person = person_from((await self.client.users_info(user=user))["user"])
+        self._people[user] = (person, time.monotonic())
+        return person
+
+    async def org(self, team: str) -> str:
+        """A team's name (team.info, cached; the id when Slack will not say)."""
+        if team not in self._orgs:
+            try:
+                self._orgs[team] = str((await self.client.team_info(team=team))["team"]["name"])
+            except SlackApiError:
+                return team
+        return self._orgs[team]
 
     def thread_lock(self, channel: str, thread_ts: str) -> asyncio.Lock:
         """One turn at a time per thread, so history counts every turn."""

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(handler=run_ask)
     _add_eval(sub)
     _add_faq(sub)
+    _add_csat(sub)
     serve = sub.add_parser("serve", help="run the Slack app over HTTP (events, commands, interactivity)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT, else 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
@@ -260,6 +261,37 @@ class _no_encoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         raise EncoderError("this command does not load the model")
+
+
+# -- csat ------------------------------------------------------------------------------------
+def _add_csat(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    csat = sub.add_parser("csat", help="customer satisfaction from 👍/👎 and the bot resolution rate")
+    csat.add_argument("--days", type=_days, default=7, help="how many days back to count (default 7)")
+    csat.add_argument("--json", action="store_true", help="print one JSON object")
+    csat.set_defaults(handler=run_csat)
+
+
+def _days(text: str) -> int:
+    """A number of days from 1 to 3650, for argparse."""
+    if not text.isdigit() or not 1 <= int(text) <= 3650:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to 3650")
+    return int(text)
+
+
+def run_csat(args: argparse.Namespace) -> int:
+    """`baton csat [--days N] [--json]`."""
+    from datetime import UTC, datetime, timedelta
+
+    from handoff.csat import csat_report, render_report, report_json
+    from handoff.store import open_database
+
+    settings = Settings.from_env(os.environ)
+    db = open_database(settings.db_path)
+    report = csat_report(db, datetime.now(UTC) - timedelta(days=args.days))
+    print(
+        json.dumps(report_json(report), ensure_ascii=False) if args.json else render_report(report, args.days)
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,30 @@ class Staff:
     home_team: str
     agent_channel: str
     agents: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone in Slack as `users.info` describes them."""
+
+    id: str
+    team: str
+    name: str
+    avatar: str | None = None
+    is_admin: bool = False  # a workspace admin or owner
+
+
+def person_from(user: dict[str, Any]) -> Person:
+    """A `users.info` user object as a `Person`."""
+    profile = user.get("profile") or {}
+    name = profile.get("display_name") or profile.get("real_name") or user.get("real_name") or user["id"]
+    return Person(
+        id=user["id"],
+        team=str(user.get("team_id") or profile.get("team") or ""),
+        name=str(name),
+        avatar=profile.get("image_192") or profile.get("image_72"),
+        is_admin=bool(user.get("is_admin") or user.get("is_owner")),
+    )
 
 
 def is_customer(user: str, team: str | None, place: Place, staff: Staff) -> bool:

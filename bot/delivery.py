@@ -160,6 +160,8 @@ class Courier:
             thread_ts=message.thread_ts,
             metadata=metadata(message),
             unfurl_links=False,
+            username=message.meta.get("username"),  # a relayed agent's name and avatar
+            icon_url=message.meta.get("icon_url"),
         )
         return response.get("ts")
 

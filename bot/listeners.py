@@ -12,23 +12,51 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import render
+from bot import cards, render
+from bot.admin import Admin
 from bot.app import Baton
 from bot.brain import TurnCheck, clean_turn
+from bot.bridge import Bridge, now
 from bot.customers import is_customer, should_answer
-from handoff.inbox import Claim
+from handoff import csat, handoffs
+from handoff.conversation import (
+    AgentDelete,
+    AgentEdit,
+    AgentReply,
+    BatonAnswers,
+    Claim,
+    Conversation,
+    CustomerDelete,
+    CustomerEdit,
+    CustomerMessage,
+    Event,
+    HandBack,
+    HandoffTriggered,
+    RelayToCustomer,
+    Resolve,
+    ThumbsDown,
+    is_note,
+    waited,
+)
+from handoff.handoffs import TurnKind
+from handoff.inbox import Claim as Taken
 from handoff.outbox import Outgoing, Queued
-from handoff.triggers import Action, History, advance, is_blank
+from handoff.triggers import Action, History, Reason, ReasonKind, advance, is_blank
 from handoff.tuning import load_settings
 
 log = logging.getLogger("baton.listeners")
 
 QUESTION_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})  # edits, joins… are not questions
+FOLLOWED_SUBTYPES = frozenset({"message_changed", "message_deleted"})  # relayed copies follow these
+RESOLVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark", "ballot_box_with_check"})
+NOT_STAFF = "Only people on the support team can use these buttons."
+NOT_THE_CUSTOMER = "Only the customer in this thread can ask for a person here."
 Ack = Callable[..., Awaitable[Any]]
 
 
@@ -117,6 +145,15 @@ def reply_for(check: TurnCheck) -> tuple[dict[str, Any], str, dict[str, Any]]:
     return render.rephrase(), "rephrase", {}
 
 
+def button_event(action_id: str, user: str, at: datetime) -> Claim | Resolve | HandBack:
+    """What pressing Claim, Resolve or Hand back means for the conversation."""
+    if action_id == cards.CLAIM_ACTION:
+        return Claim(user, at)
+    if action_id == cards.RESOLVE_ACTION:
+        return Resolve(user, at)
+    return HandBack(user, at)
+
+
 def reply_key(turn: Turn) -> str:
     """The outbox key of Baton's reply to a turn: one reply per message, however often it arrives."""
     return f"reply:{turn.channel}:{turn.ts}"
@@ -131,70 +168,296 @@ def outgoing(
 
 
 class Listeners:
-    """The listeners, sharing one `Baton`."""
+    """The listeners, sharing one `Baton` and its handoff bridge."""
 
     def __init__(self, baton: Baton) -> None:
         self.baton = baton
+        self.db = baton.services.db
+        self.bridge = Bridge(baton)
+        self.admin = Admin(baton, self.bridge)
 
     # -- messages and mentions ---------------------------------------------------------------
     async def message(self, body: dict[str, Any], context: dict[str, Any]) -> None:
-        """`message` and `app_mention`: claim a person's message and answer it in the background."""
+        """`message` and `app_mention`: claim a person's message and handle it in the background."""
+        event = body.get("event") or {}
+        if event.get("subtype") in FOLLOWED_SUBTYPES:
+            self.baton.spawn(self.follow(event), channel=event.get("channel"), subtype=event.get("subtype"))
+            return
         turn = read_turn(body, context.get("bot_user_id"))
-        if turn is None or not await self.is_for_baton(turn):
+        if turn is None:
+            return
+        agents = turn.channel == self.baton.settings.agent_channel
+        if agents and not self.is_card_thread(turn):
+            return
+        if not agents and not await self.is_for_baton(turn):
             return
         claim = self.baton.inbox.claim(turn.event_id, turn.channel, turn.ts)
         if claim is None:
             log.debug("already taken: event %s (%s %s)", turn.event_id, turn.channel, turn.ts)
             return
-        self.baton.spawn(
-            self.take_turn(turn, claim), event_id=turn.event_id, channel=turn.channel, ts=turn.ts
-        )
+        work = self.agent_reply(turn, claim) if agents else self.take_turn(turn, claim)
+        self.baton.spawn(work, event_id=turn.event_id, channel=turn.channel, ts=turn.ts)
+
+    def is_card_thread(self, turn: Turn) -> bool:
+        """Whether a message in the agent channel is a reply in a handoff card's thread."""
+        return bool(turn.thread_ts) and handoffs.load_by_card(self.db, turn.channel, turn.thread) is not None
 
     async def is_for_baton(self, turn: Turn) -> bool:
-        """Whether Baton answers this turn (looked up before the ack: if Slack fails, it retries)."""
+        """Whether Baton answers (or relays) this turn; looked up before the ack, so Slack retries."""
         baton = self.baton
-        if turn.channel == baton.settings.agent_channel:
-            return False
         place, staff = await baton.place(turn.channel), await baton.staff()
-        return should_answer(
-            turn.user, turn.team, place, turn.mentioned, staff, baton.settings.support_channels
+        if should_answer(turn.user, turn.team, place, turn.mentioned, staff, baton.settings.support_channels):
+            return True
+        conversation = handoffs.load(self.db, turn.channel, turn.thread)  # a person has the thread
+        return bool(
+            conversation and conversation.handed_off and is_customer(turn.user, turn.team, place, staff)
         )
 
-    async def take_turn(self, turn: Turn, claim: Claim) -> None:
-        """Decide what the turn needs, store it with the reply, then deliver the reply."""
+    async def take_turn(self, turn: Turn, claim: Taken) -> None:
+        """Baton answers the turn, or, while a person has the thread, relays it to the card."""
         baton = self.baton
         async with baton.thread_lock(turn.channel, turn.thread):
-            if baton.inbox.open_handoff(turn.channel, turn.thread):
-                baton.inbox.finish(claim)  # a person is taking this thread over
-                return
-            queued = self.note_file(turn, claim) if turn.files_only else await self.answer(turn, claim)
-        await baton.courier.deliver(queued)
+            at = now()
+            said = CustomerMessage(turn.user, turn.text, turn.ts, at)
+            conversation, effects = handoffs.apply(self.db, (turn.channel, turn.thread), said)
+            spoken = handoffs.Turn(TurnKind.CUSTOMER, turn.user, turn.text, turn.ts, at)
+            handoffs.record_turn(self.db, conversation, spoken)
+            if not any(isinstance(effect, BatonAnswers) for effect in effects):
+                queued = await self.relay(conversation, effects, turn, claim)
+            elif turn.files_only:
+                queued = [self.note_file(turn, claim)]
+            else:
+                queued = await self.answer(turn, claim)
+            if any(q.message.kind == "card" for q in queued):
+                # Post the card before the thread's next turn, so that turn is relayed to it.
+                await self.bridge.deliver(queued)
+                queued = []
+        await self.bridge.deliver(queued)
 
-    def note_file(self, turn: Turn, claim: Claim) -> Queued:
+    async def relay(
+        self, conversation: Conversation, effects: list[Any], turn: Turn, claim: Taken
+    ) -> list[Queued]:
+        """Store the copies of a customer's message for the agents (Baton itself stays quiet)."""
+        messages = await self.bridge.messages(conversation, effects, f"{turn.channel}:{turn.ts}")
+        with self.db.atomic():
+            queued = [self.baton.outbox.put(message) for message in messages]
+            self.baton.inbox.finish(claim)
+        return queued
+
+    def note_file(self, turn: Turn, claim: Taken) -> Queued:
         """A file without words: ask, politely, for the question in text."""
         message = outgoing(reply_key(turn), turn.channel, turn.thread, render.file_note(), "note")
-        with self.baton.services.db.atomic():
+        with self.db.atomic():
             queued = self.baton.outbox.put(message)
             self.baton.inbox.finish(claim)
         return queued
 
-    async def answer(self, turn: Turn, claim: Claim) -> Queued:
-        """Run the checks; store the reply with the thread's new history (and any handoff)."""
-        baton, db = self.baton, self.baton.services.db
+    async def answer(self, turn: Turn, claim: Taken) -> list[Queued]:
+        """Run the checks; store the reply (or the handoff) with the thread's new history."""
+        baton, db = self.baton, self.db
         history = baton.inbox.history(turn.channel, turn.thread)
         check = await baton.services.brain.check(turn.text, history, load_settings(db))
         message, kind, meta = reply_for(check)
+        messages = [outgoing(reply_key(turn), turn.channel, turn.thread, message, kind, **meta)]
+        if check.decision.action is Action.HANDOFF:
+            handed = HandoffTriggered(check.decision.reasons, now())
+            conversation, effects = handoffs.apply(db, (turn.channel, turn.thread), handed)
+            cause = f"{turn.channel}:{turn.ts}"
+            messages = await self.bridge.messages(conversation, effects, cause, suggestion=check.answer)
         with db.atomic():
             baton.inbox.save_history(turn.channel, turn.thread, advance(history, check.decision))
-            if check.decision.action is Action.HANDOFF:
-                baton.inbox.request_handoff(turn.channel, turn.thread, turn.user, check.decision.reasons)
-            queued = baton.outbox.put(
-                outgoing(reply_key(turn), turn.channel, turn.thread, message, kind, **meta)
-            )
+            self.note_gap(turn, check)
+            queued = [baton.outbox.put(m) for m in messages]
+            self.record_baton(turn, [m for m in messages if m.channel == turn.channel])
             baton.inbox.finish(claim)
         what = meta.get("entry") or ",".join(meta.get("reasons") or meta.get("choices") or [])
         log.info("turn %s in %s: %s %s (%.0f ms)", turn.event_id, turn.channel, kind, what, check.elapsed_ms)
         return queued
+
+    def note_gap(self, turn: Turn, check: TurnCheck) -> None:
+        """Keep a question Baton was unsure of, for the knowledge gaps on the Home tab."""
+        unsure = [r for r in check.decision.reasons if r.kind is ReasonKind.LOW_CONFIDENCE]
+        if unsure and not is_blank(clean_turn(turn.text)):
+            self.baton.inbox.note_gap(turn.channel, turn.ts, clean_turn(turn.text), unsure[0].value or 0.0)
+
+    def record_baton(self, turn: Turn, messages: list[Outgoing]) -> None:
+        """Baton's replies in the customer's thread, for the transcript on the card."""
+        conversation = handoffs.load(self.db, turn.channel, turn.thread) or Conversation(
+            turn.channel, turn.thread
+        )
+        for message in messages:
+            said = handoffs.Turn(TurnKind.BATON, "baton", message.text, message.key, now())
+            handoffs.record_turn(self.db, conversation, said)
+
+    # -- the agents' side ----------------------------------------------------------------------
+    async def agent_reply(self, turn: Turn, claim: Taken) -> None:
+        """An agent wrote in a card's thread: relay it to the customer (unless it is a note)."""
+        found = handoffs.load_by_card(self.db, turn.channel, turn.thread)
+        if found is None:
+            self.baton.inbox.finish(claim)
+            return
+        async with self.baton.thread_lock(*found.key):
+            at = now()
+            said = AgentReply(turn.user, turn.text, turn.ts, at)
+            conversation, effects = handoffs.apply(self.db, found.key, said)
+            sent = any(isinstance(effect, RelayToCustomer) for effect in effects)
+            messages = await self.bridge.messages(conversation, effects, f"{turn.channel}:{turn.ts}")
+            with self.db.atomic():
+                kind = TurnKind.AGENT if sent else TurnKind.NOTE
+                handoffs.record_turn(
+                    self.db, conversation, handoffs.Turn(kind, turn.user, turn.text, turn.ts, at)
+                )
+                queued = [self.baton.outbox.put(message) for message in messages]
+                self.baton.inbox.finish(claim)
+        await self.bridge.deliver(queued)
+        await self.bridge.act(conversation, effects)
+
+    async def follow(self, event: dict[str, Any]) -> None:
+        """An edit or deletion of a relayed message follows it to its copy."""
+        changed = event.get("subtype") == "message_changed"
+        message = (event.get("message") if changed else event.get("previous_message")) or {}
+        user, ts, channel = message.get("user"), message.get("ts"), event.get("channel")
+        if not user or not ts or not channel or message.get("bot_id"):
+            return
+        thread, text, at = message.get("thread_ts") or ts, message.get("text") or "", now()
+        if channel == self.baton.settings.agent_channel:
+            conversation = handoffs.load_by_card(self.db, channel, thread)
+            kind = TurnKind.NOTE if is_note(text) else TurnKind.AGENT
+            happened: Event = AgentEdit(user, text, ts, at) if changed else AgentDelete(user, ts, at)
+        else:
+            conversation = handoffs.load(self.db, channel, thread)
+            kind = TurnKind.CUSTOMER
+            happened = CustomerEdit(user, text, ts, at) if changed else CustomerDelete(user, ts, at)
+            if conversation is not None and not conversation.is_customer(user):
+                return
+        if conversation is None or (thread == ts and channel == self.baton.settings.agent_channel):
+            return
+        self.keep_transcript(conversation, kind, user, text, ts, changed)
+        await self.bridge.move(conversation.key, happened, f"{channel}:{ts}:{event.get('event_ts')}")
+
+    def keep_transcript(
+        self, conversation: Conversation, kind: TurnKind, user: str, text: str, ts: str, changed: bool
+    ) -> None:
+        """The transcript follows edits and deletions too."""
+        if changed:
+            handoffs.record_turn(self.db, conversation, handoffs.Turn(kind, user, text, ts, now()))
+            return
+        for gone in (kind, TurnKind.NOTE) if kind is TurnKind.AGENT else (kind,):
+            handoffs.drop_turn(self.db, conversation.key, gone, ts)
+
+    async def card_button(self, ack: Ack, body: dict[str, Any], respond: Ack) -> None:
+        """Claim, Send suggestion, Resolve, Hand back: only for people of Baton's own team."""
+        await ack()
+        user, action = body.get("user") or {}, (body.get("actions") or [{}])[0]
+        identity = await self.baton.whoami()
+        if user.get("team_id") != identity.team_id:
+            await respond(**cards.ephemeral(NOT_STAFF))
+            return
+        channel, thread, extra = cards.read_target(str(action.get("value") or ""))
+        if channel and thread and user.get("id"):
+            press = self.press(
+                str(action.get("action_id")), user["id"], (channel, thread), extra, action, respond
+            )
+            self.baton.spawn(press, channel=channel, action=action.get("action_id"), user=user["id"])
+
+    async def press(
+        self, action_id: str, user: str, key: handoffs.Key, extra: str, action: dict[str, Any], respond: Ack
+    ) -> None:
+        """Move the conversation as the button says."""
+        at, stamp = now(), str(action.get("action_ts") or now().timestamp())
+        event: Event
+        if action_id == cards.SUGGEST_ACTION:
+            entry = self.baton.services.knowledge.get(extra)
+            if entry is None:
+                await respond(**cards.ephemeral("That FAQ entry no longer exists, so nothing was sent."))
+                return
+            event = AgentReply(user, entry.answer, f"suggest-{stamp}", at)
+        else:
+            event = button_event(action_id, user, at)
+        conversation, effects = await self.bridge.move(key, event, f"{action_id}:{key[0]}:{key[1]}:{stamp}")
+        if isinstance(event, AgentReply) and any(isinstance(e, RelayToCustomer) for e in effects):
+            said = handoffs.Turn(TurnKind.AGENT, user, event.text, event.ts, at)
+            handoffs.record_turn(self.db, conversation, said)
+
+    async def talk(self, ack: Ack, body: dict[str, Any], respond: Ack) -> None:
+        """ "Talk to a person", offered after a 👎: hand the thread to the agents."""
+        await ack()
+        user, action = body.get("user") or {}, (body.get("actions") or [{}])[0]
+        channel, thread, _ = cards.read_target(str(action.get("value") or ""))
+        if channel and thread and user.get("id"):
+            self.baton.spawn(self.take_offer(user["id"], (channel, thread), respond), channel=channel)
+
+    async def take_offer(self, user: str, key: handoffs.Key, respond: Ack) -> None:
+        """The customer asked for a person after a 👎."""
+        conversation = handoffs.load(self.db, *key)
+        if conversation is None or not conversation.is_customer(user):
+            await respond(**cards.ephemeral(NOT_THE_CUSTOMER))
+            return
+        reason = Reason(ReasonKind.THUMBS_DOWN, "👎 on a bot answer, then asked for a person")
+        self.baton.inbox.save_history(*key, History())
+        await self.bridge.move(key, HandoffTriggered((reason,), now()), f"talk:{key[0]}:{key[1]}")
+        await respond(**cards.offer_taken(), replace_original=True)
+
+    # -- reactions ---------------------------------------------------------------------------------
+    async def reaction(self, event: dict[str, Any]) -> None:
+        """`reaction_added` / `reaction_removed`: 👍/👎 votes, and ✅ on a card resolves it."""
+        item = event.get("item") or {}
+        if item.get("type") == "message" and item.get("channel") and item.get("ts") and event.get("user"):
+            self.baton.spawn(self.react(event, item["channel"], item["ts"]), channel=item["channel"])
+
+    async def react(self, event: dict[str, Any], channel: str, ts: str) -> None:
+        """Count (or withdraw) a vote, or resolve a card."""
+        added, user, name = (
+            event.get("type") == "reaction_added",
+            str(event["user"]),
+            str(event.get("reaction")),
+        )
+        if channel != self.baton.settings.agent_channel:
+            await self.rate(channel, ts, user, name, added)
+            return
+        conversation = handoffs.load_by_card(self.db, channel, ts)
+        if not added or name not in RESOLVE_REACTIONS or conversation is None:
+            return
+        if (await self.baton.person(user)).team == (await self.baton.whoami()).team_id:
+            cause = f"react:{channel}:{ts}:{user}:{event.get('event_ts')}"
+            await self.bridge.move(conversation.key, Resolve(user, now()), cause)
+
+    async def rate(self, channel: str, ts: str, user: str, name: str, added: bool) -> None:
+        """A customer's 👍/👎 on Baton's answer or a closing message; a 👎 on an answer offers a person."""
+        if csat.vote_for(name) is None:
+            return
+        rated = self.rateable(channel, ts)
+        if rated is None:
+            return
+        conversation = handoffs.load(self.db, channel, rated.thread_ts)
+        voter = conversation is not None and conversation.is_customer(user)
+        if not added:
+            csat.withdraw(self.db, channel, ts, user, name)
+            return
+        ballot = csat.vote(self.db, channel, ts, user, name, voter, now())
+        if ballot.offers_human:
+            history = self.baton.inbox.history(channel, rated.thread_ts)
+            self.baton.inbox.save_history(
+                channel, rated.thread_ts, History(history.consecutive_fallbacks, True)
+            )
+            down = ThumbsDown(user, ts, rated.entry_id, now())
+            await self.bridge.move((channel, rated.thread_ts), down, f"{channel}:{ts}")
+
+    def rateable(self, channel: str, ts: str) -> csat.RatedMessage | None:
+        """The message customers may rate at (channel, ts): remembered now if it is Baton's answer."""
+        found = csat.rated_message(self.db, channel, ts)
+        sent = self.baton.outbox.sent_as(channel, ts) if found is None else None
+        if sent is None or sent.message.kind not in ("answer", "closing") or not sent.message.thread_ts:
+            return found
+        thread = sent.message.thread_ts
+        conversation = handoffs.load(self.db, channel, thread) or Conversation(channel, thread)
+        meta = sent.message.meta
+        if sent.message.kind == "answer":
+            rated = csat.bot_answer(conversation, ts, meta.get("entry"), sent.created_at)
+        else:
+            rated = csat.closing_message(conversation, ts, meta.get("agent"), sent.created_at)
+        csat.remember(self.db, rated)
+        return rated
 
     # -- a choice from a clarifying question -------------------------------------------------
     async def pick(self, ack: Ack, body: dict[str, Any], respond: Ack) -> None:
@@ -214,10 +477,10 @@ class Listeners:
             return
         key = f"pick:{pick.channel}:{pick.message_ts}"
         message = outgoing(key, pick.channel, pick.thread_ts, render.answer(entry), "answer", entry=entry.id)
-        with baton.services.db.atomic():
+        with self.db.atomic():
             baton.inbox.save_history(pick.channel, pick.thread_ts, History())
             queued = baton.outbox.put(message)  # a second press finds the first choice
-        await baton.courier.deliver(queued)
+        await self.bridge.deliver([queued])
         first = baton.services.knowledge.get(queued.message.meta.get("entry", "")) or entry
         await respond(**render.chosen(first), replace_original=True)
 
@@ -230,33 +493,53 @@ class Listeners:
             )
 
     async def publish_home(self, user: str, client: AsyncWebClient) -> None:
-        """Publish the Home tab for one user."""
+        """Publish the Home tab for one user: what Baton does, open handoffs, today's numbers."""
         baton = self.baton
+        opened = handoffs.open_handoffs(self.db)
         stats = render.HomeStats(
             faq_entries=len(baton.services.knowledge.entries()),
-            open_handoffs=len(baton.inbox.handoff_requests()),
+            open_handoffs=len(opened),
             support_channels=baton.settings.support_channels,
             agent_channel=baton.settings.agent_channel,
+            more=tuple(cards.dashboard(self.dashboard(opened))),
         )
         await client.views_publish(user_id=user, view=render.home(stats))
 
-    async def command(self, ack: Ack) -> None:
-        """`/baton`: what Baton does (the admin commands come with the handoff bridge)."""
-        await ack(**render.command_help())
+    def dashboard(self, opened: list[Conversation]) -> cards.Dashboard:
+        """The numbers the Home tab shows."""
+        at = now()
+        today = csat.csat_report(self.db, at.replace(hour=0, minute=0, second=0, microsecond=0))
+        return cards.Dashboard(
+            open=tuple(
+                cards.OpenHandoff(c.channel, c.customers, waited(c, at), c.owner) for c in opened[:20]
+            ),
+            csat_today=csat.show_percent(today.overall),
+            resolution_today=csat.show_rate(today),
+            gaps=tuple(gap.question for gap in self.baton.inbox.gaps()),
+            reviews=tuple(f"{r.entry_id}: {r.down} 👎, {r.up} 👍" for r in csat.needs_review(self.db)[:5]),
+        )
+
+    async def command(self, ack: Ack, body: dict[str, Any]) -> None:
+        """`/baton`: run the command and answer privately."""
+        text = await self.admin.run(str(body.get("text") or ""), str(body.get("user_id") or ""))
+        await ack(**cards.command_reply(text))
 
     async def ignore(self) -> None:
-        """Events Baton is subscribed to but leaves to others (reactions: the bridge's CSAT)."""
+        """Events Baton is subscribed to but leaves to others."""
 
 
 def register_listeners(app: AsyncApp, baton: Baton) -> Listeners:
     """Attach every listener to the app; the last one takes any other event quietly."""
     listeners = Listeners(baton)
+    baton.periodic.append(listeners.bridge.tick_forever)
     app.event("message")(listeners.message)
     app.event("app_mention")(listeners.message)
     app.action(re.compile(f"^{render.PICK_ACTION}_"))(listeners.pick)
+    app.action(re.compile(f"^({'|'.join(cards.CARD_ACTIONS)})$"))(listeners.card_button)
+    app.action(cards.TALK_ACTION)(listeners.talk)
     app.event("app_home_opened")(listeners.home)
     app.command("/baton")(listeners.command)
-    app.event("reaction_added")(listeners.ignore)
-    app.event("reaction_removed")(listeners.ignore)
+    app.event("reaction_added")(listeners.reaction)
+    app.event("reaction_removed")(listeners.reaction)
     app.event(re.compile(".*"))(listeners.ignore)
     return listeners

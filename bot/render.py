@@ -139,6 +139,7 @@ class HomeStats:
     open_handoffs: int
     support_channels: tuple[str, ...]
     agent_channel: str
+    more: tuple[Block, ...] = ()  # the handoff dashboard (bot.cards)
 
 
 def home(stats: HomeStats) -> dict[str, Any]:
@@ -158,5 +159,6 @@ def home(stats: HomeStats) -> dict[str, Any]:
         {"type": "divider"},
         section(f"*FAQ entries:* {stats.faq_entries}\n*Threads waiting for a person:* {stats.open_handoffs}"),
         context("Ask me anything in a support channel, or @mention me."),
+        *stats.more,
     ]
     return {"type": "home", "blocks": blocks}

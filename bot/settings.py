@@ -13,6 +13,11 @@ from pathlib import Path
 DEFAULT_API_URL = "https://slack.com/api/"
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9_]{2,}$")
 _USER = re.compile(r"^[UW][A-Z0-9_]{2,}$")
+DEFAULT_HANDOFF_TEXT = (
+    "I'm passing you to a person on our team. They'll reply right here in this thread, "
+    "so there's no need to repeat yourself."
+)
+DEFAULT_REALERT_MINUTES = 10
 
 
 class ConfigError(Exception):
@@ -35,6 +40,8 @@ class Settings:
     support_channels: tuple[str, ...] = ()
     admins: tuple[str, ...] = ()
     port: int = 3000
+    handoff_text: str = DEFAULT_HANDOFF_TEXT
+    realert_after: float = DEFAULT_REALERT_MINUTES * 60  # seconds an unclaimed handoff waits
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], slack: str | None = None) -> Settings:
@@ -58,6 +65,8 @@ class Settings:
             ),
             admins=_ids(get("BATON_ADMINS"), _USER, "BATON_ADMINS", problems),
             port=_port(get("PORT"), problems),
+            handoff_text=get("BATON_HANDOFF_TEXT") or DEFAULT_HANDOFF_TEXT,
+            realert_after=_minutes(get("BATON_REALERT_MINUTES"), problems) * 60,
         )
         if slack:
             settings._require_slack(slack, problems)
@@ -114,3 +123,16 @@ def _port(value: str, problems: list[str]) -> int:
         problems.append(f"PORT={value} must be a number from 1 to 65535")
         return 3000
     return int(value)
+
+
+def _minutes(value: str, problems: list[str]) -> float:
+    if not value:
+        return DEFAULT_REALERT_MINUTES
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = -1.0
+    if not 0 < minutes <= 24 * 60:
+        problems.append(f"BATON_REALERT_MINUTES={value} must be a number of minutes from 0 to 1440")
+        return DEFAULT_REALERT_MINUTES
+    return minutes

@@ -1,4 +1,4 @@
-"""What came in: which Slack events Baton has taken, each thread's history, handoff requests.
+"""What came in: which Slack events Baton has taken, each thread's history, knowledge gaps.
 
 Slack sends an event again when it sees no 2xx within 3 seconds, and a message that mentions
 Baton arrives twice (`message` and `app_mention`, with different event ids). `Inbox.claim`
@@ -8,13 +8,13 @@ is stored (the reply is in the outbox); a claim a previous process took and neve
 is taken over, so a crash mid-turn loses nothing (one Baton process per database).
 
 Each thread's `History` (fallbacks in a row, 👎) is stored so repeated failure counts across
-turns. A handoff request is recorded for the bridge (the handoff issue) to pick up.
+turns. Questions Baton was unsure of are kept as knowledge gaps for the App Home. Whether a
+thread is handed off lives in its conversation (`handoff.handoffs`), the single source of truth.
 Writes go through the caller's connection; nothing here raises beyond sqlite3's own errors.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,9 +23,10 @@ from datetime import UTC, datetime, timedelta
 from sqlite_utils import Database, Migrations
 
 from handoff.store import register
-from handoff.triggers import History, Reason, ReasonKind
+from handoff.triggers import History
 
 TAKEN, DONE = "taken", "done"
+MAX_GAP_CHARS = 500
 KEEP_CLAIMS = timedelta(days=7)  # Slack retries for minutes; a week is plenty of margin
 
 migrations = register(Migrations("baton.inbox"))
@@ -60,6 +61,16 @@ def create_inbox_tables(db: Database) -> None:
     db.table("handoff_requests").create_index(["channel", "thread_ts"])
 
 
+@migrations()
+def conversations_replace_handoff_requests(db: Database) -> None:
+    """Handoffs live in `conversations` (handoff.handoffs); low-confidence questions are kept."""
+    db.table("handoff_requests").drop(ignore=True)
+    db.table("knowledge_gaps").create(
+        {"channel": str, "ts": str, "question": str, "confidence": float, "at": str}, pk=("channel", "ts")
+    )
+    db.table("knowledge_gaps").create_index(["at"])
+
+
 @dataclass(frozen=True)
 class Claim:
     """The keys one message was taken under (its event id, and its channel and ts)."""
@@ -68,15 +79,12 @@ class Claim:
 
 
 @dataclass(frozen=True)
-class HandoffRequest:
-    """A thread Baton decided a person should take over, and why."""
+class Gap:
+    """A question Baton could not answer confidently."""
 
-    channel: str
-    thread_ts: str
-    customer: str
-    reasons: tuple[Reason, ...]
-    requested_at: datetime
-    state: str = "open"
+    question: str
+    confidence: float
+    at: datetime
 
 
 def claim_keys(event_id: str | None, channel: str | None, ts: str | None) -> tuple[str, ...]:
@@ -88,7 +96,7 @@ def claim_keys(event_id: str | None, channel: str | None, ts: str | None) -> tup
 
 
 class Inbox:
-    """Claims, thread history and handoff requests in the database."""
+    """Claims, thread history and knowledge gaps in the database."""
 
     def __init__(self, db: Database, clock: Callable[[], datetime] | None = None) -> None:
         self._db = db
@@ -160,52 +168,27 @@ class Inbox:
                 pk=("channel", "thread_ts"),
             )
 
-    # -- handoff requests ------------------------------------------------------------------
-    def request_handoff(
-        self, channel: str, thread_ts: str, customer: str, reasons: tuple[Reason, ...]
-    ) -> None:
-        """Record that a person should take this thread over (the bridge picks it up)."""
-        reasons_json = json.dumps(
-            [{"kind": r.kind.value, "detail": r.detail, "value": r.value, "limit": r.limit} for r in reasons],
-            ensure_ascii=False,
-        )
+    # -- knowledge gaps --------------------------------------------------------------------
+    def note_gap(self, channel: str, ts: str, question: str, confidence: float) -> None:
+        """Remember a question Baton could not answer confidently (App Home lists recent ones)."""
         with self._db.atomic():
-            self._db.table("handoff_requests").insert(
+            self._db.table("knowledge_gaps").upsert(
                 {
                     "channel": channel,
-                    "thread_ts": thread_ts,
-                    "customer": customer,
-                    "reasons": reasons_json,
-                    "requested_at": self._clock().isoformat(),
-                    "state": "open",
-                }
+                    "ts": ts,
+                    "question": question[:MAX_GAP_CHARS],
+                    "confidence": confidence,
+                    "at": self._clock().isoformat(),
+                },
+                pk=("channel", "ts"),
             )
 
-    def open_handoff(self, channel: str, thread_ts: str) -> bool:
-        """Whether the thread waits for a person (Baton then stays out of it)."""
-        where = "channel = ? and thread_ts = ? and state = 'open'"
-        return self._db.table("handoff_requests").count_where(where, [channel, thread_ts]) > 0
-
-    def handoff_requests(self, state: str | None = "open") -> list[HandoffRequest]:
-        """Recorded requests, oldest first (all of them when `state` is None)."""
-        where, args = ("state = ?", [state]) if state else (None, [])
-        rows = self._db.table("handoff_requests").rows_where(where, args, order_by="id")
-        return [_request_from_row(row) for row in rows]
-
-
-def _request_from_row(row: dict[str, object]) -> HandoffRequest:
-    reasons = tuple(
-        Reason(ReasonKind(r["kind"]), r["detail"], r["value"], r["limit"])
-        for r in json.loads(str(row["reasons"]))
-    )
-    return HandoffRequest(
-        channel=str(row["channel"]),
-        thread_ts=str(row["thread_ts"]),
-        customer=str(row["customer"]),
-        reasons=reasons,
-        requested_at=datetime.fromisoformat(str(row["requested_at"])),
-        state=str(row["state"]),
-    )
+    def gaps(self, limit: int = 5) -> list[Gap]:
+        """The most recent low-confidence questions, newest first."""
+        rows = self._db.table("knowledge_gaps").rows_where(order_by="at desc", limit=limit)
+        return [
+            Gap(row["question"], float(row["confidence"]), datetime.fromisoformat(row["at"])) for row in rows
+        ]
 
 
 def stale_before(now: datetime) -> datetime:

@@ -7,6 +7,7 @@ Raises `EncoderError` when the directory is missing or not a transformer checkpo
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -51,7 +52,8 @@ def default_model_dir() -> Path:
 class TransformerEncoder:
     """Mean-pooled sentence embeddings from a local transformer directory."""
 
-    def __init__(self, model_dir: Path, threads: int | None = None) -> None:
+    def __init__(self, model_dir: Path, threads: int | None = None, workers: int = 1) -> None:
+        """`threads`: torch intra-op threads (process-wide); `workers`: sub-batches run at once."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -71,6 +73,9 @@ class TransformerEncoder:
             raise EncoderError(f"cannot load a model from {model_dir}: {exc}") from exc
         self._torch = torch
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
+        # Sub-batches on separate threads use several cores without intra-op threads, whose
+        # every operation waits for the slowest thread (bench/RESULTS.md).
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="baton-encode") if workers > 1 else None
         self.name = _model_name(model_dir)
         self.dim = int(self._model.config.hidden_size)
 
@@ -80,10 +85,12 @@ class TransformerEncoder:
         if not texts:
             return out
         ids = self._tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
-        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), CHUNK_ROWS):
-            rows = order[start : start + CHUNK_ROWS]
-            out[rows] = self._forward([ids[i] for i in rows])
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
+        chunks = [order[start : start + CHUNK_ROWS] for start in range(0, len(order), CHUNK_ROWS)]
+        run = self._pool.map if self._pool and len(chunks) > 1 else map
+        batches = [[ids[i] for i in rows] for rows in chunks]
+        for rows, vectors in zip(chunks, run(self._forward, batches), strict=True):
+            out[rows] = vectors
         return out
 
     def _forward(self, ids: list[list[int]]) -> np.ndarray:

@@ -1,18 +1,14 @@
 """FAQ retrieval: the best entry for a question, a calibrated confidence and the runner-up.
 
 The index holds the example questions of every entry as unit vectors. An entry's
-similarity to a question is its best example's cosine. The confidence is a
-probability that the best entry is right, calibrated on the knowledge base itself:
-each example is asked against the others (leave-one-out: is the answer right?) and
-against the index with its whole entry held out (a stand-in for an out-of-scope
-question: any answer is wrong). A logistic fit on those turns similarity and margin
-into P(right), so one threshold (0.5) means the same thing on any knowledge base.
-
-A large index (tens of thousands of examples) is searched coarse-to-fine: the signs of every
-example vector, packed into bits, shortlist the examples nearest in Hamming distance, and only
-those are scored exactly. Entries without a shortlisted example keep the mean cosine of their
-examples, a lower bound of their true score. bench/RESULTS.md measures the speed and how often
-the answer differs from the exhaustive search.
+similarity to a question is its best example's cosine. The confidence is calibrated on
+the knowledge base itself, without test labels: each example is asked against the others
+(leave-one-out: is the answer right?) and against the index with its whole entry held out
+(a stand-in for a question the knowledge base does not cover). A logistic fit on those
+gives the direction (how similarity and margin to the runner-up trade off) and the slope;
+the intercept puts confidence 0.5 at the median held-out question, so the default
+threshold 0.5 turns away at least half of the questions about topics the knowledge base
+lacks, and means the same on any knowledge base.
 
 Raises `FaqError` for an index that cannot answer (no entries, mismatched shapes).
 """
@@ -25,7 +21,7 @@ import numpy as np
 
 CALIBRATION_SAMPLE = 2000
 FOLDS = 5
-# Below this many examples one matrix product over all of them is fast enough (about 3 ms).
+# Below this many examples one matrix product over all of them is fast enough (under 2 ms).
 SHORTLIST_MIN_EXAMPLES = 20_000
 SHORTLIST_SHARE = 0.02  # of the examples scored exactly per query on a large index...
 SHORTLIST_MIN = 1_000  # ...and never fewer than this
@@ -192,9 +188,13 @@ def fit_calibrator(index: FaqIndex, seed: int = 0) -> Calibrator:
     held_out = scores.copy()
     held_out[folds[own][:, None] == folds[None, :]] = -np.inf  # the whole fold is unknown
     best_out, second_out, _ = _top_two(held_out, own)
-    features = np.concatenate([best_in, best_out]), np.concatenate([second_in, second_out])
     target = np.concatenate([right, np.zeros(len(best_out), dtype=bool)])
-    return Calibrator(_logistic_fit(features[0], features[1], target))
+    _, w1, w2 = _logistic_fit(
+        np.concatenate([best_in, best_out]), np.concatenate([second_in, second_out]), target
+    )
+    # Put the boundary at the median question about a held-out entry (see the module docstring).
+    w0 = -float(np.median(w1 * best_out + w2 * (best_out - second_out)))
+    return Calibrator((w0, w1, w2))
 
 
 def _leave_one_out_scores(index: FaqIndex, sample: np.ndarray, scores: np.ndarray) -> np.ndarray:

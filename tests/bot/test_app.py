@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handoff.inbox import Inbox
+from handoff.handoffs import open_handoffs
 from handoff.tuning import change_setting
 from tests.bot.conftest import Harness, texts
 
@@ -134,9 +134,9 @@ async def test_a_sensitive_request_is_passed_to_a_person_who_then_owns_the_threa
     await harness.settle()
     (notice,) = harness.replies("C_SUPPORT", ts)
     assert "passing you to a person" in notice["text"]
-    (request,) = Inbox(harness.services.db).handoff_requests()
-    assert (request.channel, request.thread_ts, request.customer) == ("C_SUPPORT", ts, "U_CUST1")
-    assert [r.detail for r in request.reasons] == ["keyword 'refund'"]
+    (handed,) = open_handoffs(harness.services.db)
+    assert (handed.channel, handed.thread_ts, handed.customers) == ("C_SUPPORT", ts, ("U_CUST1",))
+    assert [r.detail for r in handed.reasons] == ["keyword 'refund'"]
     later = await harness.answer_to("U_CUST1", "C_SUPPORT", "how do I reset my password?", thread_ts=ts)
     assert later == [notice]  # Baton leaves the thread to the person
 
@@ -191,8 +191,8 @@ async def test_repeated_unclear_turns_hand_off_across_turns(harness: Harness) ->
         await harness.settle()
     kinds = [m["text"].split(".")[0] for m in harness.replies("C_SUPPORT", ts)]
     assert kinds == ["I'm not sure I understood"] * 2 + ["I'm passing you to a person on our team"]
-    (request,) = Inbox(harness.services.db).handoff_requests()
-    assert [r.kind.value for r in request.reasons] == ["repeated_fallback", "low_confidence"]
+    (handed,) = open_handoffs(harness.services.db)
+    assert [r.kind.value for r in handed.reasons] == ["repeated_fallback", "low_confidence"]
 
 
 async def test_home_tab_command_and_reactions(harness: Harness) -> None:
@@ -202,7 +202,7 @@ async def test_home_tab_command_and_reactions(harness: Harness) -> None:
     (view,) = slack.views("U_AGENT1")
     assert view["type"] == "home" and "*FAQ entries:* 63" in blocks_text(view)
     reply = await slack.slash_command("U_ADMIN", "C_AGENTS", "/baton", "help")
-    assert reply.ok and texts(slack.ephemerals("U_ADMIN"))[0].startswith("*Baton* answers")
+    assert reply.ok and texts(slack.ephemerals("U_ADMIN"))[0].startswith("*Baton commands*")
     ts = await slack.post("U_AGENT1", "C_AGENTS", "handing this one over")
     await slack.react("U_AGENT1", "C_AGENTS", ts, "eyes")
     await slack.unreact("U_AGENT1", "C_AGENTS", ts, "eyes")

@@ -14,7 +14,15 @@ METHOD_SCOPES: dict[str, set[str]] = {  # what each Web API method Baton calls n
     "conversations.replies": HISTORY,
     "conversations.history": HISTORY,
     "views.publish": set(),
+    "views.open": set(),
+    "chat.update": {"chat:write"},
+    "chat.delete": {"chat:write"},
+    "chat.postEphemeral": {"chat:write"},
+    "chat.getPermalink": set(),
+    "users.info": {"users:read"},
+    "team.info": {"team:read"},
 }
+CUSTOMIZE = {"chat:write.customize"}  # chat.postMessage with `username` and `icon_url` (relays)
 EVENT_SCOPES = {
     "app_mention": {"app_mentions:read"},
     "message.channels": {"channels:history"},
@@ -50,6 +58,6 @@ async def test_the_scopes_are_what_baton_uses_and_nothing_more(harness: Harness)
     called = {call.method for call in slack.calls()}
     assert called <= set(METHOD_SCOPES), called - set(METHOD_SCOPES)
     scopes = set(manifest()["oauth_config"]["scopes"]["bot"])
-    needed = set().union(*(METHOD_SCOPES[m] for m in METHOD_SCOPES), *EVENT_SCOPES.values(), {"commands"})
+    needed = set().union(*METHOD_SCOPES.values(), *EVENT_SCOPES.values(), {"commands"}, CUSTOMIZE)
     assert all(METHOD_SCOPES[m] & scopes or not METHOD_SCOPES[m] for m in called)
     assert scopes == needed

@@ -47,3 +47,13 @@ def test_slack_settings_are_parsed() -> None:
     settings = Settings.from_env(env, slack="http")
     assert settings.support_channels == ("C01", "C02")
     assert settings.api_url == "http://127.0.0.1:9/api/"
+
+
+def test_handoff_text_and_re_alert_time_are_read_and_checked() -> None:
+    settings = Settings.from_env(
+        {"BATON_HANDOFF_TEXT": "A person joins soon.", "BATON_REALERT_MINUTES": "2.5"}
+    )
+    assert (settings.handoff_text, settings.realert_after) == ("A person joins soon.", 150.0)
+    assert Settings.from_env({}).realert_after == 600.0
+    with pytest.raises(ConfigError, match="BATON_REALERT_MINUTES=soon"):
+        Settings.from_env({"BATON_REALERT_MINUTES": "soon"})

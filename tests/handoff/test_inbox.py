@@ -10,7 +10,7 @@ from sqlite_utils import Database
 
 from handoff.inbox import Inbox, claim_keys, stale_before
 from handoff.store import open_database
-from handoff.triggers import History, Reason, ReasonKind
+from handoff.triggers import History
 
 NOON = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 
@@ -83,21 +83,17 @@ def test_thread_history_persists(path: Path) -> None:
     assert again.history("C1", "2.0") == History(1)
 
 
-def test_handoff_requests_are_recorded_with_their_reasons(db: Database) -> None:
-    inbox = Inbox(db, clock=lambda: NOON)
-    reasons = (
-        Reason(ReasonKind.KEYWORD, "keyword 'refund'"),
-        Reason(ReasonKind.LOW_CONFIDENCE, "c", 0.2, 0.5),
-    )
-    assert not inbox.open_handoff("C1", "1.0")
-    inbox.request_handoff("C1", "1.0", "U1", reasons)
-    (request,) = inbox.handoff_requests()
-    assert (request.channel, request.thread_ts, request.customer, request.state) == (
-        "C1",
-        "1.0",
-        "U1",
-        "open",
-    )
-    assert request.reasons == reasons and request.requested_at == NOON
-    assert inbox.open_handoff("C1", "1.0") and not inbox.open_handoff("C1", "2.0")
-    assert inbox.handoff_requests(state="closed") == [] and len(inbox.handoff_requests(state=None)) == 1
+def test_knowledge_gaps_are_kept_newest_first(db: Database) -> None:
+    clock = [NOON]
+    inbox = Inbox(db, clock=lambda: clock[0])
+    inbox.note_gap("C1", "1.0", "banana smoothie recipe", 0.12)
+    clock[0] = NOON + timedelta(minutes=1)
+    inbox.note_gap("C1", "2.0", "x" * 900, 0.3)
+    inbox.note_gap("C1", "2.0", "x" * 900, 0.3)  # Slack's retry of the same message
+    gaps = inbox.gaps()
+    assert [len(g.question) for g in gaps] == [500, len("banana smoothie recipe")]
+    assert gaps[1].confidence == 0.12 and gaps[1].at == NOON
+
+
+def test_the_old_handoff_requests_table_is_gone(db: Database) -> None:
+    assert "handoff_requests" not in db.table_names() and "conversations" in db.table_names()

