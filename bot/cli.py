@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_faq(sub)
     _add_csat(sub)
+    _add_eval_sentiment(sub)
     serve = sub.add_parser("serve", help="run the Slack app over HTTP (events, commands, interactivity)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT, else 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
@@ -57,6 +58,27 @@ def build_parser() -> argparse.ArgumentParser:
     socket = sub.add_parser("socket", help="run the Slack app over Socket Mode (needs SLACK_APP_TOKEN)")
     socket.set_defaults(handler=run_socket)
     return parser
+
+
+def _add_eval_sentiment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ev = sub.add_parser("eval-sentiment", help="measure negative-sentiment detection on a labelled CSV")
+    ev.add_argument("--test", type=Path, required=True, help="CSV text,label; label 'negative' is the class")
+    ev.add_argument("--backend", default="default", help="default | vader | PATH to a local checkpoint")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(handler=run_eval_sentiment)
+
+
+def run_eval_sentiment(args: argparse.Namespace) -> int:
+    """`baton eval-sentiment`: negative precision, recall, F1 and accuracy for one backend."""
+    from models import sentiment_eval
+
+    try:
+        result = sentiment_eval.run(args.test, args.backend)
+    except sentiment_eval.EvalError as exc:
+        print(f"baton: {exc}", file=sys.stderr)
+        return 2
+    print(sentiment_eval.render(result, as_json=args.json))
+    return 0
 
 
 def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

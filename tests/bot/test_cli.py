@@ -138,3 +138,19 @@ def test_a_missing_faq_file_is_named(
     monkeypatch.setenv("BATON_FAQ", "/nonexistent/faq.yaml")
     assert main(["ask", "hi"]) == 2
     assert "BATON_FAQ=/nonexistent/faq.yaml is not an existing file" in capsys.readouterr().err
+
+
+def test_eval_sentiment_reports_negative_f1_for_both_backends(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    test = tmp_path / "s.csv"
+    test.write_text(
+        "text,label\nthis is useless and I am furious,negative\nthank you so much that was great,positive\n"
+        "where do I find my invoices,neutral\nworst support ever still waiting,negative\n"
+    )
+    for backend in ("default", "vader"):
+        result = run_json(capsys, "eval-sentiment", "--test", str(test), "--backend", backend, "--json")
+        assert result["n"] == 4
+        for key in ("negative_precision", "negative_recall", "negative_f1", "accuracy"):
+            assert 0.0 <= result[key] <= 1.0
+    assert main(["eval-sentiment", "--test", str(tmp_path / "missing.csv")]) == 2
