@@ -6,6 +6,7 @@ Raises `EncoderError` when the directory is missing or not a transformer checkpo
 
 from __future__ import annotations
 
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,8 +17,11 @@ import numpy as np
 
 MAX_TOKENS = 128
 # A batch runs as sub-batches of similar length: padding 64 chat turns to the longest one wasted
-# about half the matrix work (bench/RESULTS.md); 16 rows keep the matrix products efficient.
-CHUNK_ROWS = 16
+# more than half the matrix work. Each forward pass also has a fixed cost, about that of 32
+# padded tokens on the bundled model, so the split weighs one against the other
+# (bench/RESULTS.md).
+MAX_ROWS = 64
+PASS_COST_TOKENS = 32
 
 
 class EncoderError(Exception):
@@ -85,8 +89,10 @@ class TransformerEncoder:
         if not texts:
             return out
         ids = self._tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
-        order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
-        chunks = [order[start : start + CHUNK_ROWS] for start in range(0, len(order), CHUNK_ROWS)]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        ends = sub_batch_ends([len(ids[i]) for i in order])
+        chunks = [order[start:end] for start, end in itertools.pairwise([0, *ends])]
+        chunks.reverse()  # longest first, so parallel workers finish together
         run = self._pool.map if self._pool and len(chunks) > 1 else map
         batches = [[ids[i] for i in rows] for rows in chunks]
         for rows, vectors in zip(chunks, run(self._forward, batches), strict=True):
@@ -106,6 +112,24 @@ class TransformerEncoder:
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+
+def sub_batch_ends(lengths: list[int]) -> list[int]:
+    """Where to cut ascending lengths so padded tokens plus PASS_COST_TOKENS per pass are least."""
+    if not lengths:
+        return []
+    sizes = np.asarray(lengths, dtype=np.float64)
+    best = np.zeros(len(sizes) + 1)
+    cut = np.zeros(len(sizes) + 1, dtype=np.int64)
+    for end in range(1, len(sizes) + 1):
+        starts = np.arange(max(0, end - MAX_ROWS), end)
+        costs = best[starts] + (end - starts) * sizes[end - 1] + PASS_COST_TOKENS
+        pick = int(np.argmin(costs))
+        best[end], cut[end] = costs[pick], starts[pick]
+    ends = [len(sizes)]
+    while cut[ends[-1]] > 0:
+        ends.append(int(cut[ends[-1]]))
+    return ends[::-1]
 
 
 def _model_name(model_dir: Path) -> str:
