@@ -56,8 +56,8 @@ def default_model_dir() -> Path:
 class TransformerEncoder:
     """Mean-pooled sentence embeddings from a local transformer directory."""
 
-    def __init__(self, model_dir: Path, threads: int | None = None, workers: int = 1) -> None:
-        """`threads`: torch intra-op threads (process-wide); `workers`: sub-batches run at once."""
+    def __init__(self, model_dir: Path, threads: int | None = None, workers: int | None = None) -> None:
+        """`threads`: torch intra-op threads; `workers`: sub-batches at once (default: cores / threads)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
@@ -77,9 +77,13 @@ class TransformerEncoder:
             raise EncoderError(f"cannot load a model from {model_dir}: {exc}") from exc
         self._torch = torch
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
-        # Sub-batches on separate threads use several cores without intra-op threads, whose
-        # every operation waits for the slowest thread (bench/RESULTS.md).
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="baton-encode") if workers > 1 else None
+        # With one intra-op thread, a big batch still gets every core by running its sub-batches
+        # side by side; unlike more intra-op threads, no operation waits for a descheduled
+        # thread on a busy machine (bench/RESULTS.md). A lone turn stays on the calling thread.
+        self.workers = workers or max(1, (os.cpu_count() or 1) // torch.get_num_threads())
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="baton-encode") if self.workers > 1 else None
+        )
         self.name = _model_name(model_dir)
         self.dim = int(self._model.config.hidden_size)
 

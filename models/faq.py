@@ -120,7 +120,13 @@ class FaqIndex:
 
 
 class SignShortlist:
-    """Coarse-to-fine entry scores for one query over a large index (see the module docstring)."""
+    """Coarse-to-fine entry scores for one query over a large index.
+
+    The signs of every example vector, packed into bits, shortlist the examples nearest the
+    query in Hamming distance, and only those are scored exactly. An entry without a
+    shortlisted example keeps the mean cosine of its examples, a lower bound of its true score.
+    bench/RESULTS.md measures the speed and how often the answer differs from exhaustive search.
+    """
 
     def __init__(self, vectors: np.ndarray, example_entry: np.ndarray, starts: np.ndarray) -> None:
         self._vectors = vectors

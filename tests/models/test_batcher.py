@@ -34,3 +34,13 @@ async def test_a_failing_batch_fails_its_callers_and_the_next_batch_still_runs()
         await batcher.submit(0)
     assert await batcher.submit(5) == 5
     batcher.close()
+
+
+def test_sub_batches_cover_every_text_in_order() -> None:
+    from models.encoder import MAX_ROWS, sub_batch_ends
+
+    lengths = sorted([3, 3, 4, 5, 9, 9, 10, 40, 41, 120] * 20)
+    ends = sub_batch_ends(lengths)
+    assert ends[-1] == len(lengths) and ends == sorted(set(ends))
+    assert all(b - a <= MAX_ROWS for a, b in zip([0, *ends], ends, strict=False))
+    assert sub_batch_ends([]) == []

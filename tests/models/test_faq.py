@@ -81,3 +81,11 @@ def test_empty_or_mismatched_input_is_refused() -> None:
         FaqIndex.build(np.zeros((0, 8), dtype=np.float32), [])
     with pytest.raises(FaqError):
         FaqIndex.build(np.zeros((3, 8), dtype=np.float32), ["a", "b"])
+
+
+def test_a_large_index_shortlists_without_changing_in_scope_answers() -> None:
+    vectors, labels, centres = clustered(400, 60, dim=48, seed=5)  # 24,000 examples: shortlisted
+    index = FaqIndex.build(vectors, labels)
+    queries = unit(centres + 0.1 * np.random.default_rng(6).normal(size=centres.shape))
+    exhaustive = index.entries[index.entry_scores(queries).argmax(axis=1)]
+    assert [r.best.entry_id for r in index.search(queries) if r.best] == list(exhaustive)
