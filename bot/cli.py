@@ -15,7 +15,8 @@ import numpy as np
 from bot.brain import TurnCheck
 from bot.runner import run_serve, run_socket
 from bot.settings import ConfigError, Settings
-from handoff.store import StoreError
+from handoff.knowledge import KnowledgeBase
+from handoff.store import StoreError, open_database
 from handoff.triggers import History
 from handoff.tuning import load_settings
 from models.encoder import EncoderError, TransformerEncoder, default_model_dir
@@ -228,32 +229,26 @@ def render_eval(result: dict[str, float | int], rows: list, seconds: float) -> s
 
 
 # -- faq -------------------------------------------------------------------------------------
-def _knowledge():
-    """The configured database's knowledge base (no FAQ file sync)."""
-    from handoff.knowledge import KnowledgeBase
-    from handoff.store import open_database
-
+def _knowledge(with_model: bool) -> KnowledgeBase:
+    """The configured database's knowledge base (no FAQ file sync); the model only if asked for."""
     settings = Settings.from_env(os.environ)
-    encoder = TransformerEncoder(settings.model_dir or default_model_dir())
+    encoder = TransformerEncoder(settings.model_dir or default_model_dir()) if with_model else _NoEncoder()
     return KnowledgeBase(open_database(settings.db_path), encoder)
 
 
 def run_faq_import(args: argparse.Namespace) -> int:
     """`baton faq import FILE`."""
     entries = load_file(args.file, args.answers)
-    report = _knowledge().import_entries(entries, f"file:{args.file.resolve()}", replace=not args.keep)
+    report = _knowledge(with_model=True).import_entries(
+        entries, f"file:{args.file.resolve()}", replace=not args.keep
+    )
     print(f"{args.file}: {report.summary()}")
     return 0
 
 
 def run_faq_list(args: argparse.Namespace) -> int:
     """`baton faq list`."""
-    from handoff.knowledge import KnowledgeBase
-    from handoff.store import open_database
-
-    settings = Settings.from_env(os.environ)
-    knowledge = KnowledgeBase(open_database(settings.db_path), _no_encoder())
-    entries = knowledge.entries()
+    entries = _knowledge(with_model=False).entries()
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], ensure_ascii=False, indent=2))
     else:
@@ -265,11 +260,7 @@ def run_faq_list(args: argparse.Namespace) -> int:
 
 def run_faq_export(args: argparse.Namespace) -> int:
     """`baton faq export`."""
-    from handoff.knowledge import KnowledgeBase
-    from handoff.store import open_database
-
-    settings = Settings.from_env(os.environ)
-    text = dump_yaml(KnowledgeBase(open_database(settings.db_path), _no_encoder()).entries())
+    text = dump_yaml(_knowledge(with_model=False).entries())
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     else:
@@ -277,7 +268,9 @@ def run_faq_export(args: argparse.Namespace) -> int:
     return 0
 
 
-class _no_encoder:
+class _NoEncoder:
+    """Stands in for the model where a command only reads entries (listing never encodes)."""
+
     name = "none"
     dim = 0
 
@@ -305,7 +298,6 @@ def run_csat(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from handoff.csat import csat_report, render_report, report_json
-    from handoff.store import open_database
 
     settings = Settings.from_env(os.environ)
     db = open_database(settings.db_path)
