@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -28,6 +28,9 @@ from bot.services import Services
 from bot.settings import Settings
 from handoff.inbox import Inbox, stale_before
 from handoff.outbox import Outbox, State
+
+if TYPE_CHECKING:
+    from bot.listeners import Listeners
 
 log = logging.getLogger("baton.app")
 
@@ -291,9 +294,10 @@ async def check_workspace(client: AsyncWebClient, settings: Settings) -> Identit
 
 
 class BatonApp(AsyncApp):
-    """The Bolt app, carrying the `Baton` its listeners share."""
+    """The Bolt app, carrying the `Baton` its listeners share, and the listeners."""
 
     baton: Baton
+    listeners: Listeners
 
 
 def quiet_client(client: AsyncWebClient, session: aiohttp.ClientSession | None) -> AsyncWebClient:
@@ -323,7 +327,7 @@ def build_app(settings: Settings, services: Services, client: AsyncWebClient | N
         logger=bolt_log,
     )
     app.baton = Baton(settings, services, client)
-    register_listeners(app, app.baton)
+    app.listeners = register_listeners(app, app.baton)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@
 `handoff.conversation.transition` decides; the bridge renders its effects. Messages (what the
 customer is told, the card, relayed copies, re-alerts) go through the outbox under keys made
 from the event that caused them, so each is posted once however often that event arrives.
+A move is decided and rendered first, then its new state and its messages are stored in one
+transaction (`settle`): a crash leaves the thread either unmoved or moved with its messages.
 Edits, deletions, card updates and private explanations are direct Web API calls (repeating
 them changes nothing). After a message lands, what it became is fed back: a card's ts
 (`CardPosted`), a relayed copy's ts (`link_relay`), Baton's answer (`BotAnswered`).
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +52,9 @@ from models.kb import Entry
 log = logging.getLogger("baton.bridge")
 
 TICK_MAX = 30.0  # seconds between re-alert checks at most
+SETTLE_TRIES = 5  # decide-render-store rounds when another process moves the thread meanwhile
+
+Also = Callable[[Step, list[Outgoing]], None]  # more writes that belong to a move's transaction
 
 
 def now() -> datetime:
@@ -75,16 +80,36 @@ class Bridge:
         self.db = baton.services.db
 
     # -- moving conversations ----------------------------------------------------------------
-    async def move(self, key: Key, event: Event, cause: str, suggestion: Entry | None = None) -> Step:
+    async def move(
+        self, key: Key, event: Event, cause: str, suggestion: Entry | None = None, also: Also | None = None
+    ) -> Step:
         """Apply one event to a thread (one at a time per thread) and carry out its effects."""
         async with self.baton.thread_lock(*key):
-            after, effects = handoffs.apply(self.db, key, event)
-            messages = await self.messages(after, effects, cause, suggestion)
-            with self.db.atomic():
-                queued = [self.baton.outbox.put(m) for m in messages]
+            step, queued = await self.settle(key, event, cause, suggestion, also)
         await self.deliver(queued)
-        await self.act(after, effects)
-        return after, effects
+        await self.act(*step)
+        return step
+
+    async def settle(
+        self, key: Key, event: Event, cause: str, suggestion: Entry | None = None, also: Also | None = None
+    ) -> tuple[Step, list[Queued]]:
+        """Decide and render a move, then store the state, its messages and `also` in one transaction.
+
+        The caller holds the thread's lock; a conflict can only come from another process.
+        """
+        for _ in range(SETTLE_TRIES):
+            before, (after, effects) = handoffs.preview(self.db, key, event)
+            messages = await self.messages(after, effects, cause, suggestion)
+            try:
+                with handoffs.exclusive(self.db):
+                    handoffs.commit(self.db, key, before, after)
+                    queued = [self.baton.outbox.put(m) for m in messages]
+                    if also is not None:
+                        also((after, effects), messages)
+            except handoffs.Moved:
+                continue
+            return (after, effects), queued
+        raise handoffs.Moved(f"conversation {key[0]} {key[1]} kept changing")
 
     # -- messages through the outbox ---------------------------------------------------------
     async def messages(

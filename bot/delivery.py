@@ -106,19 +106,22 @@ class Courier:
         """Write a message to the outbox and deliver it."""
         return await self.deliver(self.outbox.put(message))
 
-    async def deliver(self, queued: Queued) -> Queued:
-        """Try a pending message until it is sent, fails for good, or is left to the sweep."""
+    async def deliver(self, queued: Queued, check: bool = False) -> Queued:
+        """Try a pending message until it is sent, fails for good, or is left to the sweep.
+
+        `check`: look for the message in Slack first (a previous process may have posted it).
+        """
         if queued.state is not State.PENDING or queued.id in self._busy:
             return queued
         self._busy.add(queued.id)
         try:
-            await self._try_in_a_row(queued)
+            await self._try_in_a_row(queued, check)
         finally:
             self._busy.discard(queued.id)
         return self.outbox.by_id(queued.id) or queued
 
-    async def _try_in_a_row(self, queued: Queued) -> None:
-        check = queued.attempts > 0  # a previous try may have posted it
+    async def _try_in_a_row(self, queued: Queued, check: bool) -> None:
+        check = check or queued.attempts > 0  # a previous try may have posted it
         for round_ in range(1, self.policy.inline + 1):
             failure = await self._try_once(queued, check)
             if failure is None:
@@ -195,15 +198,15 @@ class Courier:
             self._sweeper = None
 
     async def sweep(self, everything: bool = False) -> int:
-        """Deliver every message that is due (or pending at all); returns how many were tried."""
+        """Deliver what is due (or, looking in Slack first, all that is pending); returns how many."""
         found = self.outbox.pending() if everything else self.outbox.due()
         todo = [queued for queued in found if queued.id not in self._busy]
         for queued in todo:
-            await self.deliver(queued)
+            await self.deliver(queued, check=everything)
         return len(todo)
 
     async def _sweep_forever(self) -> None:
-        await self.sweep(everything=True)  # what a previous process left behind
+        await self.sweep(everything=True)  # what a previous process left behind, maybe posted
         while True:
             self._wake.clear()
             await self.sweep()

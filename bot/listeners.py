@@ -2,16 +2,21 @@
 
 Every listener answers Slack at once. A customer's question is claimed (so retries and the
 second copy of an @mention are dropped) and answered in the background: the checks run off
-the event loop, and the reply goes through the outbox. Every subscribed event has a
-listener, so Slack never sees a 404.
+the event loop, and the reply goes through the outbox. Slack never sends an acknowledged
+event again, so the claim keeps the turn until its outcome is stored: a turn that failed, or
+that a killed process left half done, is taken up again (`resume`). Every subscribed event
+has a listener, so Slack never sees a 404.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,12 +45,14 @@ from handoff.conversation import (
     HandoffTriggered,
     RelayToCustomer,
     Resolve,
+    Step,
     ThumbsDown,
     is_note,
     waited,
 )
 from handoff.handoffs import TurnKind
 from handoff.inbox import Claim as Taken
+from handoff.inbox import Work
 from handoff.outbox import Outgoing, Queued
 from handoff.triggers import Action, History, Reason, ReasonKind, advance, is_blank
 from handoff.tuning import load_settings
@@ -55,6 +62,8 @@ log = logging.getLogger("baton.listeners")
 QUESTION_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})  # edits, joins… are not questions
 FOLLOWED_SUBTYPES = frozenset({"message_changed", "message_deleted"})  # relayed copies follow these
 RESOLVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark", "ballot_box_with_check"})
+CUSTOMER_WORK, AGENT_WORK = "customer_turn", "agent_reply"  # kinds of claimed work
+RESUME_EVERY = 30.0  # seconds between looks for turns that failed and wait for another try
 NOT_STAFF = "Only people on the support team can use these buttons."
 NOT_THE_CUSTOMER = "Only the customer in this thread can ask for a person here."
 Ack = Callable[..., Awaitable[Any]]
@@ -191,12 +200,46 @@ class Listeners:
             return
         if not agents and not await self.is_for_baton(turn):
             return
-        claim = self.baton.inbox.claim(turn.event_id, turn.channel, turn.ts)
+        work = Work(AGENT_WORK if agents else CUSTOMER_WORK, json.dumps(asdict(turn)))
+        claim = self.baton.inbox.claim(turn.event_id, turn.channel, turn.ts, work)
         if claim is None:
             log.debug("already taken: event %s (%s %s)", turn.event_id, turn.channel, turn.ts)
             return
+        self.start_turn(turn, claim, agents)
+
+    def start_turn(self, turn: Turn, claim: Taken, agents: bool) -> None:
+        """Work on a claimed turn in the background; a failure leaves it to `resume`."""
         work = self.agent_reply(turn, claim) if agents else self.take_turn(turn, claim)
-        self.baton.spawn(work, event_id=turn.event_id, channel=turn.channel, ts=turn.ts)
+        self.baton.spawn(self.guarded(work, claim), event_id=turn.event_id, channel=turn.channel, ts=turn.ts)
+
+    async def guarded(self, work: Awaitable[None], claim: Taken) -> None:
+        """Run a turn; if it fails, hand its claim back for a later try (the error is logged)."""
+        try:
+            await work
+        except Exception:
+            self.baton.inbox.fail(claim)
+            raise
+
+    async def resume(self) -> int:
+        """Take up turns a previous process left unfinished, or that failed here; returns how many."""
+        taken = 0
+        for found in self.baton.inbox.unfinished():
+            claim = self.baton.inbox.adopt(found)
+            if claim is None:
+                continue
+            log.warning("taking up unfinished turn %s (try %d)", found.keys[0], found.attempts + 1)
+            self.start_turn(Turn(**json.loads(found.work.payload)), claim, found.work.kind == AGENT_WORK)
+            taken += 1
+        return taken
+
+    async def resume_forever(self) -> None:
+        """Resume at start, then every `RESUME_EVERY` seconds, for as long as Baton runs."""
+        while True:
+            try:
+                await self.resume()
+            except sqlite3.Error as exc:  # the next round tries again
+                log.warning("cannot look for unfinished turns: %s", exc)
+            await asyncio.sleep(RESUME_EVERY)
 
     def is_card_thread(self, turn: Turn) -> bool:
         """Whether a message in the agent channel is a reply in a handoff card's thread."""
@@ -258,18 +301,22 @@ class Listeners:
         history = baton.inbox.history(turn.channel, turn.thread)
         check = await baton.services.brain.check(turn.text, history, load_settings(db))
         message, kind, meta = reply_for(check)
-        messages = [outgoing(reply_key(turn), turn.channel, turn.thread, message, kind, **meta)]
-        if check.decision.action is Action.HANDOFF:
-            handed = HandoffTriggered(check.decision.reasons, now())
-            conversation, effects = handoffs.apply(db, (turn.channel, turn.thread), handed)
-            cause = f"{turn.channel}:{turn.ts}"
-            messages = await self.bridge.messages(conversation, effects, cause, suggestion=check.answer)
-        with db.atomic():
+
+        def keep(_: object, messages: list[Outgoing]) -> None:  # in the reply's transaction
             baton.inbox.save_history(turn.channel, turn.thread, advance(history, check.decision))
             self.note_gap(turn, check)
-            queued = [baton.outbox.put(m) for m in messages]
             self.record_baton(turn, [m for m in messages if m.channel == turn.channel])
             baton.inbox.finish(claim)
+
+        if check.decision.action is Action.HANDOFF:
+            handed = HandoffTriggered(check.decision.reasons, now())
+            key, cause = (turn.channel, turn.thread), f"{turn.channel}:{turn.ts}"
+            _, queued = await self.bridge.settle(key, handed, cause, check.answer, keep)
+        else:
+            messages = [outgoing(reply_key(turn), turn.channel, turn.thread, message, kind, **meta)]
+            with db.atomic():
+                queued = [baton.outbox.put(m) for m in messages]
+                keep(None, messages)
         what = meta.get("entry") or ",".join(meta.get("reasons") or meta.get("choices") or [])
         log.info("turn %s in %s: %s %s (%.0f ms)", turn.event_id, turn.channel, kind, what, check.elapsed_ms)
         return queued
@@ -296,21 +343,17 @@ class Listeners:
         if found is None:
             self.baton.inbox.finish(claim)
             return
-        async with self.baton.thread_lock(*found.key):
-            at = now()
-            said = AgentReply(turn.user, turn.text, turn.ts, at)
-            conversation, effects = handoffs.apply(self.db, found.key, said)
-            sent = any(isinstance(effect, RelayToCustomer) for effect in effects)
-            messages = await self.bridge.messages(conversation, effects, f"{turn.channel}:{turn.ts}")
-            with self.db.atomic():
-                kind = TurnKind.AGENT if sent else TurnKind.NOTE
-                handoffs.record_turn(
-                    self.db, conversation, handoffs.Turn(kind, turn.user, turn.text, turn.ts, at)
-                )
-                queued = [self.baton.outbox.put(message) for message in messages]
-                self.baton.inbox.finish(claim)
-        await self.bridge.deliver(queued)
-        await self.bridge.act(conversation, effects)
+        at = now()
+
+        def keep(step: Step, _: list[Outgoing]) -> None:  # in the relay's transaction
+            conversation, effects = step
+            kind = TurnKind.AGENT if any(isinstance(e, RelayToCustomer) for e in effects) else TurnKind.NOTE
+            said = handoffs.Turn(kind, turn.user, turn.text, turn.ts, at)
+            handoffs.record_turn(self.db, conversation, said)
+            self.baton.inbox.finish(claim)
+
+        cause = f"{turn.channel}:{turn.ts}"
+        await self.bridge.move(found.key, AgentReply(turn.user, turn.text, turn.ts, at), cause, also=keep)
 
     async def follow(self, event: dict[str, Any]) -> None:
         """An edit or deletion of a relayed message follows it to its copy."""
@@ -374,10 +417,14 @@ class Listeners:
             event = AgentReply(user, entry.answer, f"suggest-{stamp}", at)
         else:
             event = button_event(action_id, user, at)
-        conversation, effects = await self.bridge.move(key, event, f"{action_id}:{key[0]}:{key[1]}:{stamp}")
-        if isinstance(event, AgentReply) and any(isinstance(e, RelayToCustomer) for e in effects):
-            said = handoffs.Turn(TurnKind.AGENT, user, event.text, event.ts, at)
-            handoffs.record_turn(self.db, conversation, said)
+
+        def keep(step: Step, _: list[Outgoing]) -> None:  # a sent suggestion joins the transcript
+            conversation, effects = step
+            if isinstance(event, AgentReply) and any(isinstance(e, RelayToCustomer) for e in effects):
+                said = handoffs.Turn(TurnKind.AGENT, user, event.text, event.ts, at)
+                handoffs.record_turn(self.db, conversation, said)
+
+        await self.bridge.move(key, event, f"{action_id}:{key[0]}:{key[1]}:{stamp}", also=keep)
 
     async def talk(self, ack: Ack, body: dict[str, Any], respond: Ack) -> None:
         """ "Talk to a person", offered after a 👎: hand the thread to the agents."""
@@ -532,6 +579,7 @@ def register_listeners(app: AsyncApp, baton: Baton) -> Listeners:
     """Attach every listener to the app; the last one takes any other event quietly."""
     listeners = Listeners(baton)
     baton.periodic.append(listeners.bridge.tick_forever)
+    baton.periodic.append(listeners.resume_forever)
     app.event("message")(listeners.message)
     app.event("app_mention")(listeners.message)
     app.action(re.compile(f"^{render.PICK_ACTION}_"))(listeners.pick)

@@ -3,8 +3,11 @@
 `apply` is how the Slack layer moves a conversation: it loads the thread, runs the pure
 `transition` and saves the result in one write transaction that takes SQLite's lock before
 reading, so two agents pressing Claim at once (even from two processes) cannot both win.
-Everything is in the database file, so a restart loses nothing.
-Raises nothing beyond sqlite3's own errors (`handoff.store.StoreError` covers opening the file).
+When the move posts messages, `preview` decides without storing and `commit` stores the new
+state in the caller's transaction, together with those messages: a crash leaves either both
+or neither. Everything is in the database file, so a restart loses nothing.
+Raises `Moved` when a conversation changed between `preview` and `commit`; otherwise nothing
+beyond sqlite3's own errors (`handoff.store.StoreError` covers opening the file).
 """
 
 from __future__ import annotations
@@ -154,6 +157,24 @@ def apply(db: Database, key: Key, event: Event) -> Step:
         if after != before:
             save(db, after)
     return after, effects
+
+
+class Moved(Exception):
+    """The conversation changed between `preview` and `commit` (another process moved it)."""
+
+
+def preview(db: Database, key: Key, event: Event) -> tuple[Conversation | None, Step]:
+    """What `event` does to the thread, decided but not stored (`commit` stores it)."""
+    before = load(db, *key)
+    return before, transition(before or Conversation(*key), event)
+
+
+def commit(db: Database, key: Key, before: Conversation | None, after: Conversation) -> None:
+    """Store a previewed move in the caller's write transaction, if the thread is still `before`."""
+    if load(db, *key) != before:
+        raise Moved(f"conversation {key[0]} {key[1]} changed meanwhile")
+    if after != (before or Conversation(*key)):
+        save(db, after)
 
 
 def claim(db: Database, key: Key, agent: str, now: datetime) -> bool:

@@ -4,8 +4,10 @@ Slack sends an event again when it sees no 2xx within 3 seconds, and a message t
 Baton arrives twice (`message` and `app_mention`, with different event ids). `Inbox.claim`
 takes a message once, by its event id and by its (channel, ts), in SQLite so a restart
 remembers. A claim is *taken* while Baton works on the message and *done* once the outcome
-is stored (the reply is in the outbox); a claim a previous process took and never finished
-is taken over, so a crash mid-turn loses nothing (one Baton process per database).
+is stored (the reply is in the outbox). Slack does not send an event again once Baton has
+acknowledged it, so a claim also keeps the work itself (`Work`): a turn that a previous
+process took and never finished, or that failed here, is found by `unfinished` and taken up
+again with `adopt`, so a crash mid-turn loses nothing (one Baton process per database).
 
 Each thread's `History` (fallbacks in a row, 👎) is stored so repeated failure counts across
 turns. Questions Baton was unsure of are kept as knowledge gaps for the App Home. Whether a
@@ -15,6 +17,7 @@ Writes go through the caller's connection; nothing here raises beyond sqlite3's 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from handoff.store import register
 from handoff.triggers import History
 
 TAKEN, DONE = "taken", "done"
+MAX_ATTEMPTS = 3  # a turn that failed this often is left (and logged), not retried forever
 MAX_GAP_CHARS = 500
 KEEP_CLAIMS = timedelta(days=7)  # Slack retries for minutes; a week is plenty of margin
 
@@ -71,11 +75,37 @@ def conversations_replace_handoff_requests(db: Database) -> None:
     db.table("knowledge_gaps").create_index(["at"])
 
 
+@migrations()
+def keep_unfinished_work(db: Database) -> None:
+    """The work a claim stands for, until its outcome is stored."""
+    db.table("inbox_work").create(
+        {"key": str, "keys": str, "kind": str, "payload": str, "owner": str, "attempts": int, "at": str},
+        pk="key",
+    )
+
+
 @dataclass(frozen=True)
 class Claim:
     """The keys one message was taken under (its event id, and its channel and ts)."""
 
     keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Work:
+    """What to do with a claimed message, kept until it is done: a kind and an opaque payload."""
+
+    kind: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """Claimed work that no running turn is doing: its process died, or the turn failed."""
+
+    keys: tuple[str, ...]
+    work: Work
+    attempts: int
 
 
 @dataclass(frozen=True)
@@ -104,8 +134,14 @@ class Inbox:
         self.owner = uuid.uuid4().hex  # this process; claims of other owners were abandoned
 
     # -- claims ----------------------------------------------------------------------------
-    def claim(self, event_id: str | None, channel: str | None = None, ts: str | None = None) -> Claim | None:
-        """Take a message, or None when it was already taken (done, or in progress here)."""
+    def claim(
+        self,
+        event_id: str | None,
+        channel: str | None = None,
+        ts: str | None = None,
+        work: Work | None = None,
+    ) -> Claim | None:
+        """Take a message (keeping its `work` until it is done), or None when it was already taken."""
         keys = claim_keys(event_id, channel, ts)
         if not keys:
             return None
@@ -113,17 +149,55 @@ class Inbox:
             rows = self._claim_rows(keys)
             if any(row["state"] == DONE or row["owner"] == self.owner for row in rows):
                 return None
-            now = self._clock().isoformat()
-            self._db.table("inbox_claims").upsert_all(
-                [{"key": key, "owner": self.owner, "state": TAKEN, "at": now} for key in keys], pk="key"
-            )
+            self._take(keys)
+            if work is not None:
+                row: dict[str, object] = {"key": keys[0], "keys": json.dumps(keys), "kind": work.kind}
+                row |= {"payload": work.payload, "owner": self.owner, "attempts": 1}
+                self._db.table("inbox_work").upsert(row | {"at": self._clock().isoformat()}, pk="key")
         return Claim(keys)
+
+    def _take(self, keys: Iterable[str]) -> None:
+        now = self._clock().isoformat()
+        self._db.table("inbox_claims").upsert_all(
+            [{"key": key, "owner": self.owner, "state": TAKEN, "at": now} for key in keys], pk="key"
+        )
 
     def finish(self, claim: Claim) -> None:
         """Mark a claimed message as dealt with for good."""
         with self._db.atomic():
             marks = ",".join("?" * len(claim.keys))
             self._db.execute(f"update inbox_claims set state = ? where key in ({marks})", [DONE, *claim.keys])
+            self._db.execute("delete from inbox_work where key = ?", [claim.keys[0]])
+
+    def fail(self, claim: Claim) -> None:
+        """A turn failed here: leave its work for `unfinished` to find (Slack will not resend it)."""
+        with self._db.atomic():
+            self._db.execute("update inbox_work set owner = '' where key = ?", [claim.keys[0]])
+
+    def unfinished(self) -> list[Unfinished]:
+        """Work no running turn is doing (a dead process's, or failed here), oldest first."""
+        rows = self._db.table("inbox_work").rows_where(
+            "owner != ? and attempts < ?", [self.owner, MAX_ATTEMPTS], order_by="at, rowid"
+        )
+        return [
+            Unfinished(tuple(json.loads(row["keys"])), Work(row["kind"], row["payload"]), row["attempts"])
+            for row in rows
+        ]
+
+    def adopt(self, found: Unfinished) -> Claim | None:
+        """Take over unfinished work, or None when it was finished or taken up meanwhile."""
+        keys = found.keys
+        with self._db.atomic():
+            rows = list(self._db.table("inbox_work").rows_where("key = ?", [keys[0]]))
+            done = any(row["state"] == DONE for row in self._claim_rows(keys))
+            if not rows or rows[0]["owner"] == self.owner or done:
+                return None
+            self._take(keys)
+            self._db.execute(
+                "update inbox_work set owner = ?, attempts = attempts + 1 where key = ?",
+                [self.owner, keys[0]],
+            )
+        return Claim(keys)
 
     def release(self, claim: Claim) -> None:
         """Give a claim back so that Slack's next retry is taken afresh (the turn failed)."""
@@ -137,6 +211,7 @@ class Inbox:
         """Drop claims older than `when` (Slack stopped retrying them long ago)."""
         with self._db.atomic():
             cursor = self._db.execute("delete from inbox_claims where at < ?", [when.isoformat()])
+            self._db.execute("delete from inbox_work where at < ?", [when.isoformat()])
         return cursor.rowcount
 
     def _claim_rows(self, keys: Iterable[str]) -> list[dict[str, object]]:

@@ -25,16 +25,19 @@ from handoff.conversation import (
 )
 from handoff.handoffs import (
     EpisodeCount,
+    Moved,
     Turn,
     TurnKind,
     apply,
     claim,
+    commit,
     count_episodes,
     drop_turn,
     link_relay,
     load,
     load_by_card,
     open_handoffs,
+    preview,
     record_turn,
     relayed,
     save,
@@ -123,6 +126,24 @@ def test_apply_stores_nothing_for_an_event_that_changes_nothing(db: Database) ->
     _, effects = apply(db, KEY, Claim("U_ANA", at(0)))
     assert load(db, *KEY) is None
     assert effects  # the agent is told there is nothing to claim
+
+
+def test_preview_stores_nothing_and_commit_stores_the_move(db: Database) -> None:
+    apply(db, KEY, CustomerMessage("U_CUST", "I want a refund", KEY[1], at(0)))
+    before, (after, effects) = preview(db, KEY, HandoffTriggered(REASONS, at(0)))
+    assert after.status is Status.WAITING and effects and load(db, *KEY) == before
+    with db.atomic():
+        commit(db, KEY, before, after)
+    assert load(db, *KEY) == after
+
+
+def test_commit_refuses_a_move_decided_on_a_stale_conversation(db: Database) -> None:
+    hand_off(db)
+    before, (after, _) = preview(db, KEY, Claim("U_ANA", at(1)))
+    apply(db, KEY, Claim("U_BEN", at(1)))  # another process got there first
+    with pytest.raises(Moved), db.atomic():
+        commit(db, KEY, before, after)
+    assert load(db, *KEY).agent == "U_BEN"  # type: ignore[union-attr]
 
 
 def test_every_card_of_a_thread_finds_it(db: Database) -> None:

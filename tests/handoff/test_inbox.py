@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from handoff.inbox import Inbox, claim_keys, stale_before
+from handoff.inbox import MAX_ATTEMPTS, Inbox, Work, claim_keys, stale_before
 from handoff.store import open_database
 from handoff.triggers import History
 
@@ -97,3 +97,37 @@ def test_knowledge_gaps_are_kept_newest_first(db: Database) -> None:
 
 def test_the_old_handoff_requests_table_is_gone(db: Database) -> None:
     assert "handoff_requests" not in db.table_names() and "conversations" in db.table_names()
+
+
+def test_claimed_work_is_kept_until_the_turn_is_done(path: Path) -> None:
+    inbox = Inbox(open_database(path))
+    claim = inbox.claim("Ev1", "C1", "1.000100", Work("customer_turn", '{"text": "hi"}'))
+    assert claim is not None and inbox.unfinished() == []  # in progress here
+    inbox.finish(claim)
+    assert Inbox(open_database(path)).unfinished() == []
+
+
+def test_a_dead_process_work_is_taken_up_once_by_the_next(path: Path) -> None:
+    first = Inbox(open_database(path))
+    first.claim("Ev1", "C1", "1.000100", Work("customer_turn", "{}"))
+    second = Inbox(open_database(path))  # the restarted process
+    (found,) = second.unfinished()
+    assert found.work == Work("customer_turn", "{}") and found.keys == ("event:Ev1", "message:C1:1.000100")
+    claim = second.adopt(found)
+    assert claim is not None and second.adopt(found) is None and second.unfinished() == []
+    assert second.claim("Ev1", "C1", "1.000100") is None  # a late retry from Slack is dropped
+    second.finish(claim)
+    assert Inbox(open_database(path)).unfinished() == []
+
+
+def test_failed_work_is_retried_a_few_times_then_left(db: Database) -> None:
+    inbox = Inbox(db)
+    claim = inbox.claim("Ev1", "C1", "1.000100", Work("customer_turn", "{}"))
+    for _ in range(MAX_ATTEMPTS - 1):
+        assert claim is not None
+        inbox.fail(claim)
+        (found,) = inbox.unfinished()
+        claim = inbox.adopt(found)
+    assert claim is not None
+    inbox.fail(claim)
+    assert inbox.unfinished() == []
