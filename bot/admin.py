@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from bot import commands
+from bot import cards, commands
 from bot.app import Baton
 from bot.bridge import Bridge, now
 from bot.commands import Command, UsageError
-from handoff import csat, handoffs, tuning
+from bot.render import Message
+from handoff import csat, handoffs, learning, tuning
 from handoff.conversation import Resolve, Status
 from handoff.outbox import State
 from handoff.tuning import KNOBS, Change, SettingError, show_value
@@ -27,6 +28,7 @@ from models.kb import Entry, KbError
 
 STATS_DAYS = 7
 LIST_LIMIT = 40
+SUGGESTIONS_SHOWN = 10
 ADMINS_ONLY = (
     "Only Baton's admins can change settings: the people in BATON_ADMINS and workspace admins "
     "or owners. Ask one of them, or use `/baton triggers` to see the current settings."
@@ -44,6 +46,14 @@ def entry_id(question: str, taken: set[str]) -> str:
     return found
 
 
+def suggested(drafts: list[learning.Draft]) -> tuple[cards.Suggested, ...]:
+    """Drafts as the suggestion lists show them, each naming its episode for the buttons."""
+    return tuple(
+        cards.Suggested(d.question, d.answer, d.agent, cards.target(d.channel, d.thread_ts, str(d.episode)))
+        for d in drafts
+    )
+
+
 def describe(change: Change) -> str:
     """One audit line's change, FAQ edits included."""
     if change.key == "faq":
@@ -58,7 +68,7 @@ class Admin:
         self.baton = baton
         self.bridge = bridge
         self.db = baton.services.db
-        self.handlers: dict[type, Callable[[Any, str], Awaitable[str]]] = {
+        self.handlers: dict[type, Callable[[Any, str], Awaitable[str | Message]]] = {
             commands.Help: self.help,
             commands.ShowTriggers: self.triggers,
             commands.SetSetting: self.set_setting,
@@ -75,8 +85,8 @@ class Admin:
             commands.Resolve: self.resolve,
         }
 
-    async def run(self, text: str, user: str) -> str:
-        """The answer to `/baton <text>` typed by `user`."""
+    async def run(self, text: str, user: str) -> str | Message:
+        """The answer to `/baton <text>` typed by `user` (text, or a message with buttons)."""
         parsed = commands.parse(text)
         if isinstance(parsed, UsageError):
             return f"{parsed.message}\n\n{commands.help_text()}"
@@ -177,9 +187,9 @@ class Admin:
             lines + (more if len(entries) > LIST_LIMIT else [])
         )
 
-    async def suggest_faq(self, command: commands.SuggestFaq, user: str) -> str:
-        """Questions agents answered (not built yet)."""
-        return "Suggested FAQ entries are not available yet. Use `/baton faq add <question> | <answer>`."
+    async def suggest_faq(self, command: commands.SuggestFaq, user: str) -> Message:
+        """Questions Baton was unsure of that agents answered, each with Save and Dismiss."""
+        return cards.suggestions(suggested(learning.suggestions(self.db, SUGGESTIONS_SHOWN)))
 
     async def csat(self, command: commands.ShowCsat, user: str) -> str:
         """CSAT over the last days."""
@@ -212,12 +222,16 @@ class Admin:
         lines = [f"• {c.at:%Y-%m-%d %H:%M} UTC <@{c.who}>: {describe(c)}" for c in changes]
         return "*Latest changes*\n" + "\n".join(lines)
 
-    async def resolve(self, command: commands.Resolve, user: str) -> str:
-        """Resolve the conversation `user` owns (slash commands do not say which thread they came from)."""
+    async def resolve(self, command: commands.Resolve, user: str) -> str | Message:
+        """Resolve the conversation `user` owns; with several, offer a Resolve button for each.
+
+        Slack does not say which thread a slash command was typed in, so the owner decides.
+        """
         mine = [c for c in handoffs.open_handoffs(self.db) if c.owner == user]
-        if len(mine) != 1:
-            many = f"You have {len(mine)} conversations" if mine else "You have no claimed conversation"
-            return f"{many}: press Resolve on the card, or react to it with :white_check_mark:."
+        if not mine:
+            return "You have no claimed conversation: press Resolve on a card, or react to it with ✅."
+        if len(mine) > 1:
+            return cards.pick_to_resolve([(c.channel, c.thread_ts, c.customers) for c in mine])
         conversation = mine[0]
         await self.bridge.move(conversation.key, Resolve(user, now()), f"resolve:{user}:{now().timestamp()}")
         return f"Resolved the conversation in <#{conversation.channel}>; the customer is asked to rate it."

@@ -23,7 +23,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import cards, render
 from bot.app import Baton
-from handoff import handoffs
+from handoff import handoffs, learning
 from handoff.conversation import (
     BotAnswered,
     CardPosted,
@@ -39,6 +39,7 @@ from handoff.conversation import (
     ReAlert,
     RelayToAgents,
     RelayToCustomer,
+    Status,
     Step,
     Tell,
     TellCustomer,
@@ -243,7 +244,7 @@ class Bridge:
         """Carry out the effects that are not new messages."""
         for effect in effects:
             if isinstance(effect, UpdateCard):
-                await self.update_card(effect)
+                await self.update_card(effect, c)
             elif isinstance(effect, FollowEdit):
                 await self.follow_edit(effect)
             elif isinstance(effect, FollowDelete):
@@ -254,13 +255,15 @@ class Bridge:
             elif isinstance(effect, Explain):
                 await self.explain(effect.user, effect.text, c)
 
-    async def update_card(self, effect: UpdateCard) -> None:
-        """Show the conversation's new status on its card."""
+    async def update_card(self, effect: UpdateCard, c: Conversation) -> None:
+        """Show the conversation's new status on its card (resolved: offer to save it as FAQ)."""
         posted = self.baton.outbox.sent_as(effect.card.channel, effect.card.ts)
         if posted is None:
             return
         status = cards.status_text(effect.status, effect.agent, effect.by)
         blocks = cards.with_status(posted.message.blocks, status)
+        if effect.status is Status.RESOLVED and learning.episode_draft(self.db, c.key, c.episode):
+            blocks = cards.with_save_button(blocks, cards.target(c.channel, c.thread_ts, str(c.episode)))
         await self.baton.client.chat_update(
             channel=effect.card.channel, ts=effect.card.ts, text=posted.message.text, blocks=blocks
         )

@@ -22,6 +22,12 @@ RESOLVE_ACTION = "baton_resolve"
 HAND_BACK_ACTION = "baton_hand_back"
 CARD_ACTIONS = (CLAIM_ACTION, SUGGEST_ACTION, RESOLVE_ACTION, HAND_BACK_ACTION)
 TALK_ACTION = "baton_talk"  # "Talk to a person", offered after a 👎
+SAVE_FAQ_ACTION = "baton_save_faq"  # on a resolved card, a suggestion, the Home tab
+DISMISS_FAQ_ACTION = "baton_dismiss_faq"
+LEARN_ACTIONS = (SAVE_FAQ_ACTION, DISMISS_FAQ_ACTION)
+SAVE_FAQ_VIEW = "baton_save_faq_view"
+CARD_BLOCK = "baton_card"
+FAQ_INPUTS = ("faq_question", "faq_alternates", "faq_answer")  # the modal's block ids
 STATUS_BLOCK = "baton_status"
 TRANSCRIPT_TURNS = 12  # the latest turns shown on a card (the thread link has the rest)
 TURN_CHARS = 300
@@ -102,7 +108,7 @@ def card(info: CardInfo) -> Message:
             f"*Baton's best guess* (`{info.suggestion.id}`)\n>" + quote(info.suggestion.answer)
         )
     blocks += [
-        {"type": "actions", "block_id": "baton_card", "elements": buttons},
+        {"type": "actions", "block_id": CARD_BLOCK, "elements": buttons},
         status_block(info.status),
     ]
     fallback = f"{who} ({info.org}) needs a person: " + "; ".join(r.detail for r in info.reasons)
@@ -146,6 +152,102 @@ def with_status(blocks: Sequence[Block], text: str) -> list[Block]:
     """The card's blocks with a new status line."""
     kept = [block for block in blocks if block.get("block_id") != STATUS_BLOCK]
     return [*kept, status_block(text)]
+
+
+def with_save_button(blocks: Sequence[Block], value: str) -> list[Block]:
+    """A resolved card: its buttons give way to "Save as FAQ" (Claim and the rest no longer apply)."""
+    save = button("Save as FAQ", SAVE_FAQ_ACTION, value, "primary")
+    actions = {"type": "actions", "block_id": CARD_BLOCK, "elements": [save]}
+    return [actions if block.get("block_id") == CARD_BLOCK else block for block in blocks]
+
+
+def saved_note(entry_id: str, who: str) -> str:
+    """Said in a card's thread once its answer became a FAQ entry."""
+    return f":books: <@{who}> saved this answer as FAQ entry `{entry_id}`: Baton answers it from now on."
+
+
+def save_faq_modal(question: str, answer: str, value: str) -> dict[str, Any]:
+    """The "Save as FAQ" modal, prefilled with the customer's question and the agent's answer."""
+
+    def text_input(block_id: str, label: str, initial: str, multiline: bool, optional: bool) -> Block:
+        element = {"type": "plain_text_input", "action_id": "value", "multiline": multiline}
+        element |= {"initial_value": initial} if initial else {}
+        block = {"type": "input", "block_id": block_id, "optional": optional, "element": element}
+        return block | {"label": {"type": "plain_text", "text": label}}
+
+    question_id, alternates_id, answer_id = FAQ_INPUTS
+    return {
+        "type": "modal",
+        "callback_id": SAVE_FAQ_VIEW,
+        "private_metadata": value,
+        "title": {"type": "plain_text", "text": "Save as FAQ"},
+        "submit": {"type": "plain_text", "text": "Save"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            text_input(question_id, "Question", question, False, False),
+            text_input(alternates_id, "Other ways to ask it (one per line)", "", True, True),
+            text_input(answer_id, "Answer", answer, True, False),
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": "Baton answers this from the next message on."}],
+            },
+        ],
+    }
+
+
+def read_faq_modal(values: dict[str, Any]) -> tuple[str, tuple[str, ...], str]:
+    """The question, alternates and answer of a submitted "Save as FAQ" modal."""
+
+    def value(block_id: str) -> str:
+        return str(((values.get(block_id) or {}).get("value") or {}).get("value") or "").strip()
+
+    question_id, alternates_id, answer_id = FAQ_INPUTS
+    alternates = tuple(line.strip() for line in value(alternates_id).splitlines() if line.strip())
+    return value(question_id), alternates, value(answer_id)
+
+
+@dataclass(frozen=True)
+class Suggested:
+    """A question an agent answered after Baton was unsure: a FAQ entry waiting to be saved."""
+
+    question: str
+    answer: str
+    agent: str | None
+    value: str  # the button value naming its episode
+
+
+def suggestion_blocks(found: Sequence[Suggested], dismiss: bool = True) -> list[Block]:
+    """Each suggested entry with its buttons."""
+    blocks: list[Block] = []
+    for s in found:
+        by = f" (answered by <@{s.agent}>)" if s.agent else ""
+        question, answer = escape(shorten(s.question, 200)), escape(shorten(s.answer, 300))
+        blocks.append(section(f"*Q:* {question}{by}\n*A:* {answer}"))
+        buttons = [button("Save as FAQ", SAVE_FAQ_ACTION, s.value, "primary")]
+        buttons += [button("Dismiss", DISMISS_FAQ_ACTION, s.value)] if dismiss else []
+        blocks.append({"type": "actions", "elements": buttons})
+    return blocks
+
+
+def suggestions(found: Sequence[Suggested]) -> Message:
+    """`/baton faq suggest`: questions agents answered after Baton was unsure."""
+    if not found:
+        text = "No suggestions: no question Baton was unsure of has been answered by an agent lately."
+        return command_reply(text)
+    head = f"*Suggested FAQ entries* ({len(found)}): questions Baton was unsure of, answered by agents."
+    text = head + "".join(f"\n• {s.question}" for s in found)
+    return {"text": text, "blocks": [section(head), *suggestion_blocks(found)], "response_type": "ephemeral"}
+
+
+def pick_to_resolve(owned: Sequence[tuple[str, str, tuple[str, ...]]]) -> Message:
+    """`/baton resolve` by an agent with several conversations: a Resolve button for each."""
+    text = f"You have {len(owned)} conversations. Which one is resolved?"
+    blocks: list[Block] = [section(text)]
+    for channel, thread_ts, customers in owned:
+        who = ", ".join(f"<@{c}>" for c in customers) or "a customer"
+        resolve = button("Resolve", RESOLVE_ACTION, target(channel, thread_ts))
+        blocks.append(section(f"<#{channel}> with {who}") | {"accessory": resolve})
+    return {"text": text, "blocks": blocks, "response_type": "ephemeral"}
 
 
 def closing(agent: str | None) -> Message:
@@ -218,7 +320,7 @@ class Dashboard:
     resolution_today: str = "no conversations"
     gaps: tuple[str, ...] = ()
     reviews: tuple[str, ...] = ()
-    suggestions: tuple[str, ...] = field(default_factory=tuple)
+    suggestions: tuple[Suggested, ...] = field(default_factory=tuple)
 
 
 def dashboard(board: Dashboard) -> list[Block]:
@@ -239,6 +341,8 @@ def dashboard(board: Dashboard) -> list[Block]:
     reviews = [f"• {escape(r)}" for r in board.reviews]
     blocks.append(section("*Recent questions I was unsure of*\n" + ("\n".join(gaps) or "None lately.")))
     blocks.append(section("*FAQ entries with 👎*\n" + ("\n".join(reviews) or "None.")))
+    blocks.append(section("*Suggested FAQ entries* (answered by agents after I was unsure)"))
+    blocks += suggestion_blocks(board.suggestions, dismiss=False) or [section("None yet.")]
     return blocks
 
 

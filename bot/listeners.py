@@ -29,6 +29,7 @@ from bot.app import Baton
 from bot.brain import TurnCheck, clean_turn
 from bot.bridge import Bridge, now
 from bot.customers import is_customer, should_answer
+from bot.learning import Learning
 from handoff import csat, handoffs
 from handoff.conversation import (
     AgentDelete,
@@ -184,6 +185,7 @@ class Listeners:
         self.db = baton.services.db
         self.bridge = Bridge(baton)
         self.admin = Admin(baton, self.bridge)
+        self.learning = Learning(baton)
 
     # -- messages and mentions ---------------------------------------------------------------
     async def message(self, body: dict[str, Any], context: dict[str, Any]) -> None:
@@ -540,15 +542,16 @@ class Listeners:
             )
 
     async def publish_home(self, user: str, client: AsyncWebClient) -> None:
-        """Publish the Home tab for one user: what Baton does, open handoffs, today's numbers."""
+        """Publish the Home tab: what Baton does; for its own team, the handoff dashboard too."""
         baton = self.baton
         opened = handoffs.open_handoffs(self.db)
+        staff = (await baton.person(user)).team == (await baton.whoami()).team_id
         stats = render.HomeStats(
             faq_entries=len(baton.services.knowledge.entries()),
             open_handoffs=len(opened),
             support_channels=baton.settings.support_channels,
             agent_channel=baton.settings.agent_channel,
-            more=tuple(cards.dashboard(self.dashboard(opened))),
+            more=tuple(cards.dashboard(self.dashboard(opened))) if staff else (),
         )
         await client.views_publish(user_id=user, view=render.home(stats))
 
@@ -564,12 +567,13 @@ class Listeners:
             resolution_today=csat.show_rate(today),
             gaps=tuple(gap.question for gap in self.baton.inbox.gaps()),
             reviews=tuple(f"{r.entry_id}: {r.down} 👎, {r.up} 👍" for r in csat.needs_review(self.db)[:5]),
+            suggestions=self.learning.suggestions()[:5],
         )
 
     async def command(self, ack: Ack, body: dict[str, Any]) -> None:
         """`/baton`: run the command and answer privately."""
-        text = await self.admin.run(str(body.get("text") or ""), str(body.get("user_id") or ""))
-        await ack(**cards.command_reply(text))
+        reply = await self.admin.run(str(body.get("text") or ""), str(body.get("user_id") or ""))
+        await ack(**(cards.command_reply(reply) if isinstance(reply, str) else reply))
 
     async def ignore(self) -> None:
         """Events Baton is subscribed to but leaves to others."""
@@ -585,6 +589,9 @@ def register_listeners(app: AsyncApp, baton: Baton) -> Listeners:
     app.action(re.compile(f"^{render.PICK_ACTION}_"))(listeners.pick)
     app.action(re.compile(f"^({'|'.join(cards.CARD_ACTIONS)})$"))(listeners.card_button)
     app.action(cards.TALK_ACTION)(listeners.talk)
+    app.action(cards.SAVE_FAQ_ACTION)(listeners.learning.open_modal)
+    app.action(cards.DISMISS_FAQ_ACTION)(listeners.learning.dismiss)
+    app.view(cards.SAVE_FAQ_VIEW)(listeners.learning.submit)
     app.event("app_home_opened")(listeners.home)
     app.command("/baton")(listeners.command)
     app.event("reaction_added")(listeners.reaction)

@@ -47,4 +47,4 @@ def open_database(path: str | Path | None) -> Database:
 
 def _import_schema_owners() -> None:
     """Import the modules that own tables, so their migration sets are registered."""
-    from handoff import csat, handoffs, inbox, outbox  # noqa: F401
+    from handoff import csat, handoffs, inbox, learning, outbox  # noqa: F401

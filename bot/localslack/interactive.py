@@ -75,6 +75,17 @@ def input_values(values: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
     return {block: {action: wrap(v) for action, v in actions.items()} for block, actions in values.items()}
 
 
+def initial_values(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The state of a modal's text inputs nobody touched: Slack sends their initial values."""
+    found: dict[str, dict[str, Any]] = {}
+    for block in view.get("blocks") or []:
+        element = block.get("element") or {}
+        if block.get("type") == "input" and element.get("type") == "plain_text_input":
+            value = {"type": "plain_text_input", "value": element.get("initial_value")}
+            found[block.get("block_id", "")] = {element.get("action_id", ""): value}
+    return found
+
+
 def reply_fields(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Text and message fields from an app's JSON reply or response_url body."""
     keys = ("blocks", "attachments", "metadata")
@@ -210,7 +221,7 @@ class Interactions:
     async def submit_view(self, user: User, view_id: str, values: dict[str, dict[str, Any]]) -> AppReply:
         """Submit a modal; apply the app's `response_action` (errors, update, push, clear)."""
         view = copy.deepcopy(self.ws.store.get_view(view_id))
-        view["state"] = {"values": input_values(values)}
+        view["state"] = {"values": initial_values(view) | input_values(values)}
         payload = {
             "type": "view_submission",
             **self.identity(user),

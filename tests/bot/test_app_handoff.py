@@ -235,6 +235,26 @@ async def test_slash_baton_resolve_resolves_the_agents_conversation(harness: Har
     assert "resolved" in harness.replies("C_SUPPORT", ts)[-1]["text"]
 
 
+async def test_slash_baton_resolve_with_several_conversations_offers_a_button_for_each(
+    harness: Harness,
+) -> None:
+    slack = harness.slack
+    first, _ = await hand_off(harness, "U_CUST1")
+    second = await slack.post("U_CUST2", "C_SUPPORT", REFUND)
+    await harness.settle()
+    for card in [m for m in slack.messages("C_AGENTS") if m.get("bot_id") == "B_BATON"]:
+        await slack.click("U_AGENT1", "C_AGENTS", card["ts"], "baton_claim")
+    await harness.settle()
+    await slack.slash_command("U_AGENT1", "C_AGENTS", "/baton", "resolve")
+    (choice,) = [m for m in slack.ephemerals("U_AGENT1") if "Which one is resolved?" in m["text"]]
+    values = [b["accessory"]["value"] for b in choice["blocks"] if "accessory" in b]
+    assert values == [f"C_SUPPORT {first}", f"C_SUPPORT {second}"]
+    await slack.click("U_AGENT1", "C_AGENTS", choice["ts"], "baton_resolve", value=values[1])
+    await harness.settle()
+    assert "resolved" in harness.replies("C_SUPPORT", second)[-1]["text"]
+    assert [c.thread_ts for c in handoffs.open_handoffs(harness.services.db)] == [first]
+
+
 async def test_a_restart_mid_handoff_keeps_relaying(harness: Harness) -> None:
     ts, card = await hand_off(harness)
     await say(harness, "U_AGENT1", "C_AGENTS", "Looking into it", card["ts"])

@@ -42,3 +42,25 @@ def test_the_status_line_is_replaced_not_added() -> None:
 def test_waits_and_re_alerts_read_well() -> None:
     assert cards.show_wait(timedelta(minutes=125)) == "2 h 5 min"
     assert "waited 12 min" in cards.realert(timedelta(minutes=12), INFO.reasons, None)["text"]
+
+
+def test_a_resolved_card_keeps_everything_but_trades_its_buttons_for_save_as_faq() -> None:
+    blocks = cards.card(INFO)["blocks"]
+    resolved = cards.with_save_button(blocks, "C_SUPPORT 1.000100 1")
+    assert len(resolved) == len(blocks)
+    (actions,) = [b for b in resolved if b["type"] == "actions"]
+    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
+        ("baton_save_faq", "C_SUPPORT 1.000100 1")
+    ]
+
+
+def test_the_save_as_faq_modal_reads_back_what_was_typed() -> None:
+    modal = cards.save_faq_modal("Can I pay in yen?", "Yes.", "C 1.0 1")
+    assert modal["callback_id"] == cards.SAVE_FAQ_VIEW and modal["private_metadata"] == "C 1.0 1"
+    values = {
+        "faq_question": {"value": {"value": "  Can I pay in yen? "}},
+        "faq_alternates": {"value": {"value": "yen?\n\n  pay with JPY  \n"}},
+        "faq_answer": {"value": {"value": "Yes."}},
+    }
+    assert cards.read_faq_modal(values) == ("Can I pay in yen?", ("yen?", "pay with JPY"), "Yes.")
+    assert cards.read_faq_modal({}) == ("", (), "")
