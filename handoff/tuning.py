@@ -208,7 +208,7 @@ def compile_keyword(keyword: str) -> re.Pattern[str]:
         raise SettingError(f"'{keyword}' has an empty pattern. {REGEX_HELP}")
     try:
         compiled = re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:  # huge repeats, deep nesting
         raise SettingError(f"'{keyword}' is not a valid pattern ({exc}). {REGEX_HELP}") from exc
     if compiled.search("") is not None:
         raise SettingError(

@@ -167,6 +167,7 @@ def test_unicode_and_regex_keywords_round_trip(db: Database) -> None:
         ("re:refund(", "'re:refund(' is not a valid pattern (missing ), unterminated subpattern"),
         ("/(/", "'/(/' is not a valid pattern (missing ), unterminated subpattern at position 0)"),
         ("re:", "'re:' has an empty pattern."),
+        ("re:a{99999999999}", "'re:a{99999999999}' is not a valid pattern (the repetition number"),
         ("re:x*", "'re:x*' matches an empty message, so it would hand off every turn."),
         ("x" * 201, "That keyword is 201 characters long; keep it under 200, a word or"),
     ],
