@@ -19,10 +19,11 @@ from bot import cards, commands
 from bot.app import Baton
 from bot.bridge import Bridge, now
 from bot.commands import Command, UsageError
-from bot.render import Message
+from bot.render import Message, warned
 from handoff import csat, handoffs, learning, tuning
 from handoff.conversation import Resolve, Status
 from handoff.outbox import State
+from handoff.store import problem
 from handoff.tuning import KNOBS, Change, SettingError, show_value
 from models.kb import Entry, KbError
 
@@ -93,7 +94,8 @@ class Admin:
         refusal = await self.refusal(parsed, user)
         if refusal:
             return refusal
-        return await self.handlers[type(parsed)](parsed, user)
+        reply = await self.handlers[type(parsed)](parsed, user)
+        return warned(reply, problem(self.db))  # e.g. the database file is read-only
 
     async def refusal(self, command: Command, user: str) -> str | None:
         """Why `user` may not run the command, or None."""

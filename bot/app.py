@@ -27,7 +27,8 @@ from bot.delivery import Courier
 from bot.services import Services
 from bot.settings import Settings
 from handoff.inbox import Inbox, stale_before
-from handoff.outbox import Outbox, State
+from handoff.outbox import Outbox, Outgoing, State
+from handoff.store import keep_serving, problem
 
 if TYPE_CHECKING:
     from bot.listeners import Listeners
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("baton.app")
 
 PLACE_TTL = 300.0  # seconds a channel's kind is cached (it changes only when shared)
+AGENTS_TTL = 30.0  # the same for the agent channel: nothing internal is posted once it is shared
 STAFF_TTL = 60.0  # seconds the agent list is cached
 PERSON_TTL = 300.0  # seconds a person's name, avatar and roles are cached
 
@@ -117,6 +119,7 @@ class Baton:
         self.inbox = Inbox(services.db)
         self.outbox = Outbox(services.db)
         self.courier = Courier(client, self.outbox)
+        self.courier.hold = self.hold_back
         self.tasks = Tasks()
         self.identity: Identity | None = None
         self.started_at: datetime | None = None
@@ -133,6 +136,7 @@ class Baton:
     async def start(self) -> None:
         """Check the workspace, then resume delivering what a previous run left pending."""
         self.identity = await check_workspace(self.client, self.settings)
+        keep_serving(self.services.db)  # a locked or read-only file: go on in memory, and say so
         # Each turn commits on the event loop (claim, outcome, sent). In WAL mode NORMAL skips
         # the fsync per commit (2-6 ms each, measured) and still survives a crash of the
         # process, which is what the dedupe and the outbox are for.
@@ -185,12 +189,24 @@ class Baton:
     async def place(self, channel: str) -> Place:
         """A conversation's kind (conversations.info, cached)."""
         cached = self._places.get(channel)
-        if cached and time.monotonic() - cached[1] < PLACE_TTL:
+        ttl = AGENTS_TTL if channel == self.settings.agent_channel else PLACE_TTL
+        if cached and time.monotonic() - cached[1] < ttl:
             return cached[0]
         info = (await self.client.conversations_info(channel=channel))["channel"]
         place = Place(channel, bool(info.get("is_im")), bool(info.get("is_ext_shared")))
         self._places[channel] = (place, time.monotonic())
         return place
+
+    async def hold_back(self, message: Outgoing) -> str | None:
+        """Why a message must wait: the agent channel has been shared outside the company."""
+        if message.channel != self.settings.agent_channel:
+            return None
+        try:
+            shared = (await self.place(message.channel)).is_ext_shared
+        except (SlackApiError, aiohttp.ClientError, OSError):  # go by what Slack said last (start: internal)
+            known = self._places.get(message.channel)
+            shared = bool(known and known[0].is_ext_shared)
+        return f"BATON_AGENT_CHANNEL {message.channel} is shared outside the company" if shared else None
 
     async def staff(self) -> Staff:
         """Baton's team and the agents: members of the agent channel (cached)."""
@@ -234,8 +250,10 @@ class Baton:
         """A small status for `/healthz`."""
         counts = self.outbox.counts()
         up = (datetime.now(UTC) - self.started_at).total_seconds() if self.started_at else 0.0
+        trouble = problem(self.services.db)
         return {
-            "status": "ok" if self.started_at else "starting",
+            "status": ("degraded" if trouble else "ok") if self.started_at else "starting",
+            "database": trouble or "ok",
             "team": self.team_id or None,
             "bot_user": self.identity.bot_user_id if self.identity else None,
             "uptime_s": round(up, 1),

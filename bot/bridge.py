@@ -79,6 +79,7 @@ class Bridge:
     def __init__(self, baton: Baton) -> None:
         self.baton = baton
         self.db = baton.services.db
+        baton.courier.on_sent = self.landed  # also what the sweep delivers, e.g. after a restart
 
     # -- moving conversations ----------------------------------------------------------------
     async def move(

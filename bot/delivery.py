@@ -8,6 +8,10 @@ message is posted twice. Other Slack errors (`channel_not_found`, `invalid_block
 message for good; it stays in the outbox with the error and is logged.
 A message still failing after a few tries in a row is left to the sweep, which retries every
 pending message when it is due, including those a previous process left behind.
+Messages to one thread (or to one channel's top level) go out one at a time, oldest first: a
+message waits while an earlier one to the same place is still pending, so a 429 or a 500 on
+one relayed reply never lets the next overtake it. Messages the app holds back (`hold`: Baton
+posts nothing to an agent channel that has been shared outside the company) stay pending.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ AMBIGUOUS = frozenset({"internal_error", "fatal_error", "request_timeout"})
 NETWORK_ERRORS = (aiohttp.ClientError, SlackClientError, TimeoutError, ConnectionError, OSError)
 SWEEP_EVERY = 5.0  # seconds between sweeps when nothing is due sooner
 CLOCK_SKEW = 120.0  # seconds Baton's clock may be ahead of Slack's when looking for a message
+HELD_FOR = 60.0  # seconds before messages held back (see `Courier.hold`) are tried again
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,11 @@ def carries_key(found: dict[str, Any], key: str) -> bool:
     return meta.get("event_type") == METADATA_TYPE and (meta.get("event_payload") or {}).get("key") == key
 
 
+async def go_ahead(message: Outgoing) -> str | None:
+    """Every message may be posted."""
+    return None
+
+
 class Courier:
     """Sends outbox messages with `chat.postMessage`, honouring Slack's limits."""
 
@@ -94,6 +104,10 @@ class Courier:
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._busy: set[int] = set()
+        self._lanes: dict[tuple[str, str | None], asyncio.Lock] = {}
+        self._born = outbox.now()  # messages written before this are a previous process's
+        self.on_sent: Callable[[Queued], None] = lambda sent: None  # told of every message that lands
+        self.hold: Callable[[Outgoing], Awaitable[str | None]] = go_ahead  # why a message must wait
         self._wake = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -109,16 +123,47 @@ class Courier:
     async def deliver(self, queued: Queued, check: bool = False) -> Queued:
         """Try a pending message until it is sent, fails for good, or is left to the sweep.
 
+        The messages to the same place go first, oldest first, and those after it follow.
+
         `check`: look for the message in Slack first (a previous process may have posted it).
         """
-        if queued.state is not State.PENDING or queued.id in self._busy:
+        if queued.state is not State.PENDING:
             return queued
+        message = queued.message
+        async with self._lane(message.channel, message.thread_ts):
+            held = await self.hold(message)
+            if held is not None:
+                self._hold(message, held)
+                return self.outbox.by_id(queued.id) or queued
+            for waiting in self.outbox.pending_to(message.channel, message.thread_ts):
+                if not await self._deliver_one(waiting, check):
+                    break  # still pending: what comes after it waits, to keep the thread's order
+        return self.outbox.by_id(queued.id) or queued
+
+    def _lane(self, channel: str, thread_ts: str | None) -> asyncio.Lock:
+        """One delivery at a time per thread (or per channel's top level)."""
+        key = (channel, thread_ts)
+        if key not in self._lanes:
+            if len(self._lanes) > 10_000:  # forget idle lanes now and then
+                self._lanes = {k: v for k, v in self._lanes.items() if v.locked()}
+            self._lanes[key] = asyncio.Lock()
+        return self._lanes[key]
+
+    def _hold(self, message: Outgoing, reason: str) -> None:
+        """Keep every pending message to this place for later: they may not be posted now."""
+        for waiting in self.outbox.pending_to(message.channel, message.thread_ts):
+            self.outbox.mark_retry(waiting.id, reason, HELD_FOR)
+        log.error("messages to %s held back: %s", message.channel, reason)
+
+    async def _deliver_one(self, queued: Queued, check: bool) -> bool:
+        """Try one message in a row; whether it is done with (sent, or failed for good)."""
         self._busy.add(queued.id)
         try:
-            await self._try_in_a_row(queued, check)
+            await self._try_in_a_row(queued, check or queued.created_at < self._born)
         finally:
             self._busy.discard(queued.id)
-        return self.outbox.by_id(queued.id) or queued
+        now = self.outbox.by_id(queued.id)
+        return now is None or now.state is not State.PENDING
 
     async def _try_in_a_row(self, queued: Queued, check: bool) -> None:
         check = check or queued.attempts > 0  # a previous try may have posted it
@@ -153,6 +198,7 @@ class Courier:
         except (SlackApiError, *NETWORK_ERRORS) as exc:
             return classify(exc)
         self.outbox.mark_sent(queued.id, ts)
+        self.on_sent(self.outbox.by_id(queued.id) or queued)  # the sweep's deliveries too
         return None
 
     async def _post(self, message: Outgoing) -> str | None:

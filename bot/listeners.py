@@ -65,9 +65,15 @@ FOLLOWED_SUBTYPES = frozenset({"message_changed", "message_deleted"})  # relayed
 RESOLVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark", "ballot_box_with_check"})
 CUSTOMER_WORK, AGENT_WORK = "customer_turn", "agent_reply"  # kinds of claimed work
 RESUME_EVERY = 30.0  # seconds between looks for turns that failed and wait for another try
+CARD_WAIT = 60.0  # seconds a turn waits for its thread's handoff card to reach Slack (then: a retry)
+CARD_POLL = 0.1  # seconds between looks while waiting
 NOT_STAFF = "Only people on the support team can use these buttons."
 NOT_THE_CUSTOMER = "Only the customer in this thread can ask for a person here."
 Ack = Callable[..., Awaitable[Any]]
+
+
+class CardPending(Exception):
+    """A turn needs its thread's handoff card, which has not reached Slack yet."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +204,9 @@ class Listeners:
         if turn is None:
             return
         agents = turn.channel == self.baton.settings.agent_channel
-        if agents and not self.is_card_thread(turn):
-            return
+        card = agents and (self.is_card_thread(turn) or self.card_on_its_way(turn))
+        if agents and (not card or turn.team not in (None, self.baton.team_id)):
+            return  # only a card's thread, and only Baton's own team, as for the card's buttons
         if not agents and not await self.is_for_baton(turn):
             return
         work = Work(AGENT_WORK if agents else CUSTOMER_WORK, json.dumps(asdict(turn)))
@@ -247,6 +254,37 @@ class Listeners:
         """Whether a message in the agent channel is a reply in a handoff card's thread."""
         return bool(turn.thread_ts) and handoffs.load_by_card(self.db, turn.channel, turn.thread) is not None
 
+    def card_on_its_way(self, turn: Turn) -> bool:
+        """Whether a reply in the agent channel may be in a card Slack has shown but not yet confirmed."""
+        return bool(turn.thread_ts) and self.baton.outbox.has_pending(turn.channel, "card")
+
+    async def card_posted(self, key: tuple[str, str]) -> None:
+        """While the thread's handoff card is on its way to Slack, wait for it to land.
+
+        A customer's message is relayed to the card's thread, so it must not be taken before the
+        card is there (the card shows only what came before it). Raises `CardPending` after
+        CARD_WAIT: the turn is then tried again later (see `resume`).
+        """
+        deadline = asyncio.get_running_loop().time() + CARD_WAIT
+        while True:
+            conversation = handoffs.load(self.db, *key)
+            if conversation is None or not conversation.handed_off or conversation.card is not None:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise CardPending(f"the handoff card of {key[0]} {key[1]} is not in Slack yet")
+            await asyncio.sleep(CARD_POLL)
+
+    async def card_thread(self, turn: Turn) -> Conversation | None:
+        """The conversation of the card whose thread `turn` is in, once that card has landed."""
+        deadline = asyncio.get_running_loop().time() + CARD_WAIT
+        while True:
+            found = handoffs.load_by_card(self.db, turn.channel, turn.thread)
+            if found is not None or not self.card_on_its_way(turn):
+                return found
+            if asyncio.get_running_loop().time() > deadline:
+                raise CardPending(f"no card for the reply {turn.channel} {turn.ts} yet")
+            await asyncio.sleep(CARD_POLL)
+
     async def is_for_baton(self, turn: Turn) -> bool:
         """Whether Baton answers (or relays) this turn; looked up before the ack, so Slack retries."""
         baton = self.baton
@@ -262,6 +300,7 @@ class Listeners:
         """Baton answers the turn, or, while a person has the thread, relays it to the card."""
         baton = self.baton
         async with baton.thread_lock(turn.channel, turn.thread):
+            await self.card_posted((turn.channel, turn.thread))
             at = now()
             said = CustomerMessage(turn.user, turn.text, turn.ts, at)
             conversation, effects = handoffs.apply(self.db, (turn.channel, turn.thread), said)
@@ -341,7 +380,7 @@ class Listeners:
     # -- the agents' side ----------------------------------------------------------------------
     async def agent_reply(self, turn: Turn, claim: Taken) -> None:
         """An agent wrote in a card's thread: relay it to the customer (unless it is a note)."""
-        found = handoffs.load_by_card(self.db, turn.channel, turn.thread)
+        found = await self.card_thread(turn)
         if found is None:
             self.baton.inbox.finish(claim)
             return

@@ -61,6 +61,20 @@ def sections(text: str, limit: int = SECTION_LIMIT) -> list[Block]:
     return [section(chunk.rstrip("\n")) for chunk in chunks if chunk.strip()]
 
 
+def warned(reply: str | Message, warning: str | None) -> str | Message:
+    """A reply with a warning in front of it (a `/baton` answer while something is wrong)."""
+    if not warning:
+        return reply
+    line = f":warning: {warning}"
+    if isinstance(reply, str):
+        return f"{line}\n\n{reply}"
+    return {
+        **reply,
+        "text": f"{line}\n\n{reply.get('text', '')}",
+        "blocks": [section(line), *reply.get("blocks", [])],
+    }
+
+
 def answer(entry: Entry) -> Message:
     """A FAQ answer, with a line saying where it came from."""
     source = f"From the FAQ: _{escape(shorten(entry.question, 150))}_"

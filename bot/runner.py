@@ -67,6 +67,9 @@ def build_web_app(app: BatonApp, path: str = EVENTS_PATH) -> web.Application:
     from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
     async def slack_request(request: web.Request) -> web.Response:
+        stamp = request.headers.get("X-Slack-Request-Timestamp")
+        if stamp is not None and not stamp.isdigit():  # Bolt would fail (500): refuse it as unsigned
+            return web.Response(status=401)
         response = await app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
@@ -115,7 +118,7 @@ def load_services(settings: Settings) -> Services:
     from models.encoder import TransformerEncoder, default_model_dir
 
     encoder = TransformerEncoder(settings.model_dir or default_model_dir(), threads=model_threads())
-    return build_services(settings, encoder)
+    return build_services(settings, encoder, serving=True)
 
 
 async def serve(

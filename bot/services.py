@@ -33,9 +33,13 @@ class Services:
         self.db.close()
 
 
-def build_services(settings: Settings, encoder: Encoder | None = None) -> Services:
-    """Open the database, load the models, and sync the configured FAQ file."""
-    db = open_database(settings.db_path)
+def build_services(settings: Settings, encoder: Encoder | None = None, serving: bool = False) -> Services:
+    """Open the database, load the models, and sync the configured FAQ file.
+
+    `serving`: a database file that cannot be opened or written does not stop Baton (see
+    `handoff.store`).
+    """
+    db = open_database(settings.db_path, serving=serving)
     encoder = encoder or TransformerEncoder(settings.model_dir or default_model_dir())
     knowledge = KnowledgeBase(db, encoder)
     sync_faq_file(knowledge, settings.faq_path or sample_path())

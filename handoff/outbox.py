@@ -178,6 +178,23 @@ class Outbox:
         )
         return [_queued(row) for row in rows]
 
+    def pending_to(self, channel: str, thread_ts: str | None) -> list[Queued]:
+        """Pending messages to one thread (or to a channel's top level), oldest first."""
+        rows = self._db.table("outbox").rows_where(
+            "state = ? and channel = ? and thread_ts is ?",
+            [State.PENDING.value, channel, thread_ts],
+            order_by="id",
+        )
+        return [_queued(row) for row in rows]
+
+    def has_pending(self, channel: str, kind: str) -> bool:
+        """Whether a message of this kind to `channel` is still on its way (e.g. a handoff card)."""
+        row = self._db.execute(
+            "select 1 from outbox where state = ? and channel = ? and kind = ? limit 1",
+            [State.PENDING.value, channel, kind],
+        ).fetchone()
+        return row is not None
+
     def counts(self) -> dict[State, int]:
         """How many messages are in each state."""
         rows = self._db.execute("select state, count(*) from outbox group by state").fetchall()

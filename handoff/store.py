@@ -2,15 +2,39 @@
 
 Each module that keeps state owns a `sqlite_utils.Migrations` set (one function per
 schema change); `open_database` applies them all in order.
-Raises `StoreError` when the file cannot be opened or written.
+
+A server must keep answering when its database file fails it: locked by another program,
+read-only, in a read-only directory. Opened with `serving=True` (or after `keep_serving`), the
+database moves to an in-memory copy of itself the moment its file refuses (a write, or being
+opened at all); `problem` says what happened. Baton goes on answering, and what changes from
+then on is lost when the process stops, which the problem text says.
+Raises `StoreError` when the file cannot be opened or migrated (unless serving).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database, Migrations
+
+log = logging.getLogger("baton.store")
+
+WAIT = 10.0  # seconds a write waits for another connection's lock (command-line use)
+SERVING_WAIT = 1.0  # the same while serving: the event loop waits with it, and Slack wants an ack in 3 s
+REFUSALS = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_PERM",
+    "SQLITE_IOERR",
+)
 
 
 class StoreError(Exception):
@@ -27,21 +51,161 @@ def register(migrations: Migrations) -> Migrations:
     return migrations
 
 
-def open_database(path: str | Path | None) -> Database:
-    """Open (or create) the database at `path`, or in memory when `path` is None."""
+def open_database(path: str | Path | None, serving: bool = False) -> Store:
+    """Open (or create) the database at `path`, or in memory when `path` is None.
+
+    `serving`: when the file cannot be opened, or refuses a write later, go on in memory.
+    """
     _import_schema_owners()
+    if path is None:
+        return _migrated(Store(sqlite3.connect(":memory:")))
     try:
-        if path is None:
-            db = Database(memory=True)
-        else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # One connection, shared by the event loop and the model thread (writes stay serial).
-            db = Database(sqlite3.connect(str(path), check_same_thread=False, timeout=10))
-            db.enable_wal()
-        for migrations in _SETS:
-            migrations.apply(db)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection, shared by the event loop and the model thread (writes stay serial).
+        connection = sqlite3.connect(
+            str(path), check_same_thread=False, timeout=SERVING_WAIT if serving else WAIT
+        )
+        db = Store(connection, Path(path), serving)
+        db.enable_wal()
+        return _migrated(db)
     except (sqlite3.Error, OSError) as exc:
-        raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        if not serving:
+            raise StoreError(f"cannot open the database {path}: {exc}") from exc
+        db = Store(sqlite3.connect(":memory:", check_same_thread=False), Path(path), serving)
+        db.move_to_memory(exc)
+        return db
+
+
+def keep_serving(db: Database) -> None:
+    """Let a file database move to memory rather than fail, and check now that its file takes writes."""
+    if not isinstance(db, Store) or db.path is None or db.serving:
+        return
+    db.serving = True
+    db.conn.execute(f"pragma busy_timeout = {int(SERVING_WAIT * 1000)}")
+    try:
+        with db.atomic():  # a write that changes nothing: a read-only file refuses it
+            version = int(db.execute("pragma user_version").fetchone()[0])
+            db.execute(f"pragma user_version = {version}")
+    except sqlite3.OperationalError as exc:
+        if not refused(exc):
+            raise
+
+
+def problem(db: Database) -> str | None:
+    """What is wrong with the database file, when Baton runs on an in-memory copy of it."""
+    return db.problem if isinstance(db, Store) else None
+
+
+def refused(exc: BaseException) -> bool:
+    """Whether SQLite refused because of the file (locked, read-only, unreachable), not the SQL."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    return isinstance(exc, sqlite3.OperationalError) and name.startswith(REFUSALS)
+
+
+def describe(path: Path | None, exc: BaseException) -> str:
+    """The problem, for logs, /healthz and `/baton`: what is wrong, what Baton does, what to do."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        what = "is locked by another program"
+    elif name.startswith(("SQLITE_READONLY", "SQLITE_PERM")) or isinstance(exc, PermissionError):
+        what = "is read-only"
+    else:
+        what = "cannot be opened or written"
+    return (
+        f"The database {path} {what} ({exc}). Baton keeps answering from an in-memory copy, so "
+        "handoffs, settings and ratings from now on are lost when it stops: fix the file, then "
+        "restart Baton."
+    )
+
+
+class Store(Database):
+    """A `Database` that, while serving, moves to an in-memory copy when its file refuses."""
+
+    def __init__(
+        self, connection: sqlite3.Connection, path: Path | None = None, serving: bool = False
+    ) -> None:
+        self.path = path
+        self.serving = serving
+        self.problem: str | None = None
+        self._left: sqlite3.Connection | None = None  # the file's connection, once moved away
+        self._moving = threading.Lock()
+        super().__init__(connection)
+
+    @contextmanager
+    def atomic(self) -> Iterator[Database]:
+        """A transaction; while serving it takes the write lock first (or moves to memory)."""
+        if not self.serving or self.conn.in_transaction:
+            with super().atomic():
+                yield self
+            return
+        self._begin()
+        try:
+            yield self
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            self.rollback()
+            if refused(exc) and self.problem is None:
+                self.move_to_memory(exc)  # this transaction is lost; the next one goes to memory
+            raise
+
+    def _begin(self) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not refused(exc) or self.problem is not None:
+                raise
+            self.move_to_memory(exc)
+            self.conn.execute("BEGIN IMMEDIATE")
+
+    def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> sqlite3.Cursor:
+        """Run one statement; while serving, one the file refuses runs again in memory."""
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            if not self.serving or self.conn.in_transaction or not refused(exc) or self.problem is not None:
+                raise
+            self.move_to_memory(exc)
+            return super().execute(sql, parameters)
+
+    def move_to_memory(self, exc: BaseException) -> None:
+        """Go on with an in-memory copy of the file (empty if it cannot be read); logged once."""
+        with self._moving:
+            if self.problem is not None:
+                return
+            memory = sqlite3.connect(":memory:", check_same_thread=False)
+            copied = self._copy_into(memory)
+            self._left, self.conn = self.conn, memory
+            self.problem = describe(self.path, exc)
+            _migrated(self)
+        log.error("%s%s", self.problem, "" if copied else " (its data could not be read: starting empty)")
+
+    def _copy_into(self, memory: sqlite3.Connection) -> bool:
+        """Copy the file's data, read-only (ignoring its write-ahead log if that cannot be read)."""
+        if self.path is None or not self.path.is_file():
+            return False
+        uri = self.path.resolve().as_uri()
+        for how in ("mode=ro", "immutable=1"):
+            try:
+                source = sqlite3.connect(f"{uri}?{how}", uri=True)
+                try:
+                    source.backup(memory)
+                    return True
+                finally:
+                    source.close()
+            except sqlite3.Error:
+                continue
+        return False
+
+    def close(self) -> None:
+        """Close the database (and the file it moved away from)."""
+        super().close()
+        if self._left is not None:
+            self._left.close()
+
+
+def _migrated(db: Store) -> Store:
+    for migrations in _SETS:
+        migrations.apply(db)
     return db
 
 

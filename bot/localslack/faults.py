@@ -21,9 +21,10 @@ class FaultKind(StrEnum):
     ERROR = "error"  # HTTP 500, nothing done
     SLOW = "slow"  # answered normally after `delay` seconds
     TIMEOUT = "timeout"  # nothing done; after `delay` seconds HTTP 504
+    LATE = "late"  # done at once (events go out), answered after `delay` seconds
 
 
-DEFAULT_DELAY = {FaultKind.SLOW: 1.0, FaultKind.TIMEOUT: 60.0}
+DEFAULT_DELAY = {FaultKind.SLOW: 1.0, FaultKind.TIMEOUT: 60.0, FaultKind.LATE: 1.0}
 
 
 @dataclass
