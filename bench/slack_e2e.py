@@ -172,12 +172,9 @@ async def run_baton(services: Services, rate: float, seconds: float, texts: list
         return result
 
 
-def echo_app(slack: LocalSlack) -> AsyncApp:
+def echo_app(token: str, api_url: str, signing_secret: str) -> AsyncApp:
     """The baseline: a bare Bolt app that echoes each person's message in its thread."""
-    app = AsyncApp(
-        client=AsyncWebClient(token=slack.bot_token, base_url=slack.api_url),
-        signing_secret=slack.signing_secret,
-    )
+    app = AsyncApp(client=AsyncWebClient(token=token, base_url=api_url), signing_secret=signing_secret)
 
     @app.event("message")
     async def echo(event: dict[str, Any], say: Callable[..., Awaitable[Any]]) -> None:
@@ -190,7 +187,7 @@ def echo_app(slack: LocalSlack) -> AsyncApp:
 async def run_echo(rate: float, seconds: float, texts: list[str]) -> dict[str, Any]:
     """The bare echo app against a fresh emulator."""
     async with LocalSlack() as slack:
-        app = echo_app(slack)
+        app = echo_app(slack.bot_token, slack.api_url, slack.signing_secret)
         runner = await serve_on(slack, app.web_app(path="/slack/events"))
         try:
             return await drive(slack, rate, seconds, texts)
