@@ -16,10 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Baton in a local Slack in the browser, until Ctrl-C (`make demo DEMO_ARGS="--tour --port 8080"`).
 demo: $(STAMP)
-	BATON_DB=$${BATON_DB:-.baton/demo.db} $(BIN)/baton ask "I forgot my password, how do I reset it?"
-	@echo
-	BATON_DB=$${BATON_DB:-.baton/demo.db} $(BIN)/baton ask "This is the third time I'm asking. I want a refund for last month's charge NOW."
+	$(BIN)/baton demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/pytest -q

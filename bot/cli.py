@@ -58,7 +58,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=run_serve)
     socket = sub.add_parser("socket", help="run the Slack app over Socket Mode (needs SLACK_APP_TOKEN)")
     socket.set_defaults(handler=run_socket)
+    _add_demo(sub)
     return parser
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser("demo", help="Baton in a local Slack in your browser: no Slack app, no tokens")
+    demo.add_argument("--port", type=int, default=3000, help="port of the page (default 3000; 0: any free)")
+    demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
+    demo.add_argument("--tour", action="store_true", help="play a scripted conversation once the page opens")
+    demo.add_argument("--db", type=Path, help="keep conversations in this database (default: fresh each run)")
+    demo.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """`baton demo`: the local Slack, Baton and the page (aiohttp and Slack load only for it)."""
+    from bot.demo import run_demo as run
+
+    return run(args)
 
 
 def _add_eval_sentiment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
