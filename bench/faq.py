@@ -3,6 +3,7 @@
     python -m bench.faq             # full run (a few minutes on two cores)
     python -m bench.faq --quick     # one round, fewer questions
     python -m bench.faq --options   # also the encoder variants we measured and did not adopt
+    python -m bench.faq --quick --tuned   # also the decision with the KB-tuned encoder (BATON_TUNE=1)
     python -m bench.faq --quick --real ../shared/data/intent/clinc150/train.csv \
         ../shared/data/intent/clinc150/val.csv   # also the shortlist on real embeddings
 
@@ -585,6 +586,40 @@ def sentiment_cost(models: Models, questions: list[str], rounds: int) -> dict[st
     }
 
 
+def tuned_cost(models: Models, questions: list[str], rounds: int) -> dict[str, Any]:
+    """One question's decision with the KB-tuned encoder against the frozen one, same run.
+
+    Tuned: the shared lower layers once, then the base top layers (the vector sentiment and the
+    request check read) and the tuned top layers (the vector retrieval reads), as `baton serve`
+    runs with BATON_TUNE=1. The tuning of the sample FAQ is cached in .baton/tuned.
+    """
+    from models.tuned import load_or_tune
+
+    texts = [text for entry in models.entries for text in entry.examples]
+    labels = [entry.id for entry in models.entries for _ in entry.examples]
+    started = time.perf_counter()
+    tuned = load_or_tune(
+        models.encoder, texts, labels, Path(".baton/tuned"), lambda line: print(line, file=sys.stderr)
+    )
+    ready = time.perf_counter() - started
+    index = FaqIndex.build(tuned.encode(texts), labels, calibrator=tuned.calibrator)
+    variants = {
+        "frozen": Variant(lambda q: models.index.search(models.encoder.encode([q])), model_threads()),
+        "tuned": Variant(lambda q: index.search(tuned.encode_pair([q])[1]), model_threads()),
+    }
+    runs = _rounds(variants, lambda call: _warm_then_time(call, questions), rounds)
+    figures = {name: _latencies(r) for name, r in runs.items()}
+    return {
+        "questions": len(questions),
+        "tuned_layers": tuned.info.tuned_layers,
+        "tuning_seconds": tuned.info.seconds,
+        "load_or_tune_seconds": round(ready, 1),
+        **figures,
+        "added_p50_ms": round(figures["tuned"]["p50_ms"] - figures["frozen"]["p50_ms"], 2),
+        "median_added_per_question_ms": _median_difference(runs["tuned"], runs["frozen"]),
+    }
+
+
 def _median_difference(a: list[tuple[list[float], float]], b: list[tuple[list[float], float]]) -> float:
     """Median per-question difference between two variants timed on the same questions."""
     pairs = zip((ms for run in a for ms in run[0]), (ms for run in b for ms in run[0]), strict=True)
@@ -741,7 +776,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run(plan: Plan, options: bool, real: list[Path] | None = None) -> dict[str, Any]:
+def run(plan: Plan, options: bool, real: list[Path] | None = None, tuned: bool = False) -> dict[str, Any]:
     """Every benchmark, in an order that keeps start-up cold."""
     models, startup = start_up()
     report: dict[str, Any] = {"machine": machine(), "startup": startup}
@@ -755,6 +790,8 @@ def run(plan: Plan, options: bool, real: list[Path] | None = None) -> dict[str, 
         "sentiment": lambda: sentiment_cost(models, questions, plan.rounds),
         "encoder_fidelity": lambda: fidelity(models, questions),
     }
+    if tuned:
+        steps["tuned_latency"] = lambda: tuned_cost(models, questions, plan.rounds)
     if options:
         steps["encoder_options"] = lambda: encoder_options(models, many)
     if real:
@@ -779,9 +816,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar=("KB.csv", "TEST.csv"),
         help="also check the shortlist on real embeddings of a labelled `text,label` intent set",
     )
+    parser.add_argument(
+        "--tuned",
+        action="store_true",
+        help="also one question's decision with the KB-tuned encoder (BATON_TUNE=1)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    print(json.dumps(run(QUICK if args.quick else FULL, args.options, args.real), indent=2))
+    print(json.dumps(run(QUICK if args.quick else FULL, args.options, args.real, args.tuned), indent=2))
 
 
 if __name__ == "__main__":

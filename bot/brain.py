@@ -2,7 +2,9 @@
 
 The encoder runs once per turn (micro-batched with concurrent turns, off the event
 loop); FAQ retrieval, sentiment and the request-for-a-person check all read that
-vector. The trigger policy then decides from plain values.
+vector. With a KB-tuned encoder the lower layers still run once: the base top layers
+give sentiment and the request check their vector, the tuned ones give FAQ retrieval its.
+The trigger policy then decides from plain values.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from models.faq import FaqIndex, Retrieval
 from models.kb import Entry
 from models.requests import HumanRequestDetector
 from models.sentiment import Sentiment, SentimentModel
+from models.tuned import TunedEncoder
 
 MAX_MODEL_CHARS = 2000  # the encoder reads 128 tokens; longer text only costs tokenising time
 _MENTION = re.compile(r"<[@#!][^>]*>")
@@ -79,10 +82,13 @@ class Brain:
         index = index or self.knowledge.index()
         cleaned = [clean_turn(t)[:MAX_MODEL_CHARS] for t in texts]
         vectors = np.zeros((len(cleaned), self.encoder.dim), dtype=np.float32)
+        faq_vectors = vectors.copy()
         live = [i for i, t in enumerate(cleaned) if t]
-        if live:
-            vectors[live] = self.encoder.encode([cleaned[i] for i in live])
-        retrievals = index.search(vectors)
+        if live and isinstance(self.encoder, TunedEncoder):  # one pass through the shared lower layers
+            vectors[live], faq_vectors[live] = self.encoder.encode_pair([cleaned[i] for i in live])
+        elif live:
+            vectors[live] = faq_vectors[live] = self.encoder.encode([cleaned[i] for i in live])
+        retrievals = index.search(faq_vectors)
         sentiments = self.sentiment.score_batch(cleaned, vectors)
         asks = [self.requests.score(t, v) for t, v in zip(cleaned, vectors, strict=True)]
         return [Reading(*parts) for parts in zip(retrievals, sentiments, asks, strict=True)]

@@ -19,14 +19,15 @@ from handoff.knowledge import KnowledgeBase
 from handoff.store import StoreError, open_database
 from handoff.triggers import History
 from handoff.tuning import load_settings
-from models.encoder import EncoderError, TransformerEncoder, default_model_dir
+from models.encoder import Encoder, EncoderError, TransformerEncoder, default_model_dir
 from models.evaluation import OOS, decide_labels, score, sweep
 from models.faq import DEFAULT_THRESHOLD, FaqError, FaqIndex
 from models.kb import KbError, dump_yaml, load_file, read_labelled
 from models.sentiment import SentimentError
+from models.tuned import TuningError, load_or_tune, worth_tuning
 
 Handler = Callable[[argparse.Namespace], int]
-USER_ERRORS = (ConfigError, KbError, FaqError, EncoderError, SentimentError, StoreError, OSError)
+USER_ERRORS = (ConfigError, KbError, FaqError, EncoderError, SentimentError, StoreError, TuningError, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +105,12 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev.add_argument("--kb", type=Path, required=True, help="CSV text,label: the knowledge base")
     ev.add_argument("--test", type=Path, required=True, help="CSV text,label; unknown labels mean hand off")
     ev.add_argument("--threshold", type=float, help=f"confidence threshold (default {DEFAULT_THRESHOLD})")
+    ev.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="frozen encoder only (default: fine-tune when the KB is large enough)",
+    )
+    ev.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning (default 0)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=run_eval)
 
@@ -194,31 +201,46 @@ def render_ask(report: dict[str, object]) -> str:
 
 # -- eval ------------------------------------------------------------------------------------
 def run_eval(args: argparse.Namespace) -> int:
-    """`baton eval`: retrieval quality on a labelled test set."""
+    """`baton eval`: retrieval quality on a labelled test set (progress on stderr)."""
     kb_rows = read_labelled(args.kb.read_text(encoding="utf-8"), str(args.kb))
     test_rows = read_labelled(args.test.read_text(encoding="utf-8"), str(args.test))
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise FaqError(f"--threshold must be between 0 and 1, not {args.threshold}")
     settings = Settings.from_env(os.environ)
-    encoder = TransformerEncoder(settings.model_dir or default_model_dir())
     started = time.perf_counter()
-    index = FaqIndex.build(encode_all(encoder, [t for t, _ in kb_rows]), [label for _, label in kb_rows])
+    # One intra-op thread per worker (a worker per core): on a busy machine, threads that wait for
+    # each other made encoding and tuning many times slower (models/tuned.py).
+    base = TransformerEncoder(settings.model_dir or default_model_dir(), threads=1)
+    texts, labels = [t for t, _ in kb_rows], [label for _, label in kb_rows]
+    encoder: Encoder = base
+    calibrator = None
+    if not args.no_tune and worth_tuning(labels):
+        tuned = load_or_tune(base, texts, labels, settings.tuned_root, _progress, args.seed)
+        encoder, calibrator = tuned, tuned.calibrator
+    _progress(f"encoding {len(texts)} knowledge-base and {len(test_rows)} test questions")
+    index = FaqIndex.build(encode_all(encoder, texts), labels, calibrator=calibrator)
     known = set(index.entries.tolist())
     gold = [label if label in known else OOS for _, label in test_rows]
     retrievals = index.search(encode_all(encoder, [t for t, _ in test_rows]))
     best = [r.best.entry_id if r.best else OOS for r in retrievals]
     confidence = np.array([r.confidence for r in retrievals])
     threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
-    result = score(gold, decide_labels(best, confidence, threshold), threshold)
+    result = {**score(gold, decide_labels(best, confidence, threshold), threshold).as_dict()}
+    result["tuned"] = calibrator is not None
     seconds = time.perf_counter() - started
     if args.json:
-        print(json.dumps({**result.as_dict(), "seconds": round(seconds, 1)}))
+        print(json.dumps({**result, "seconds": round(seconds, 1)}))
         return 0
-    print(render_eval(result.as_dict(), sweep(gold, best, confidence), seconds))
+    print(render_eval(result, sweep(gold, best, confidence), seconds))
     return 0
 
 
-def encode_all(encoder: TransformerEncoder, texts: list[str], batch: int = 128) -> np.ndarray:
+def _progress(message: str) -> None:
+    """One line of progress on standard error."""
+    print(f"baton: {message}", file=sys.stderr, flush=True)
+
+
+def encode_all(encoder: Encoder, texts: list[str], batch: int = 128) -> np.ndarray:
     """Encode many texts, shortest first so batches carry little padding."""
     order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
@@ -228,7 +250,7 @@ def encode_all(encoder: TransformerEncoder, texts: list[str], batch: int = 128) 
     return out
 
 
-def render_eval(result: dict[str, float | int], rows: list, seconds: float) -> str:
+def render_eval(result: dict[str, float | int | bool], rows: list, seconds: float) -> str:
     """The evaluation report with a threshold sweep."""
     lines = [
         f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +13,10 @@ from bot.settings import Settings
 from handoff.knowledge import ImportReport, KnowledgeBase
 from handoff.store import open_database
 from models.encoder import Encoder, TransformerEncoder, default_model_dir
-from models.kb import load_file, sample_path
+from models.kb import Entry, load_file, sample_path
 from models.requests import HumanRequestDetector
 from models.sentiment import load_scorer
+from models.tuned import TunedEncoder, TuningError, load_or_tune, worth_tuning
 
 
 @dataclass
@@ -43,8 +45,28 @@ def build_services(settings: Settings, encoder: Encoder | None = None, serving: 
     encoder = encoder or TransformerEncoder(settings.model_dir or default_model_dir())
     knowledge = KnowledgeBase(db, encoder)
     sync_faq_file(knowledge, settings.faq_path or sample_path())
-    brain = Brain(encoder, knowledge, load_scorer(settings.sentiment_model), HumanRequestDetector(encoder))
+    faq_encoder = encoder
+    if settings.tune and isinstance(encoder, TransformerEncoder):
+        tuned = tuned_encoder(encoder, knowledge.entries(), settings.tuned_root)
+        if tuned is not None:
+            knowledge, faq_encoder = KnowledgeBase(db, tuned, tuned.calibrator), tuned
+    requests = HumanRequestDetector(encoder)  # reads the base vector, as sentiment does
+    brain = Brain(faq_encoder, knowledge, load_scorer(settings.sentiment_model), requests)
     return Services(settings, db, encoder, knowledge, brain)
+
+
+def tuned_encoder(base: TransformerEncoder, entries: list[Entry], root: Path) -> TunedEncoder | None:
+    """The KB's tuned encoder (cached, else tuned now with progress on stderr), if it is worth it."""
+    labels = [entry.id for entry in entries for _ in entry.examples]
+    if not worth_tuning(labels):
+        return None
+    texts = [text for entry in entries for text in entry.examples]
+    say = lambda line: print(f"baton: {line}", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        return load_or_tune(base, texts, labels, root, say)
+    except TuningError as exc:  # answering with the frozen encoder beats not answering
+        say(f"{exc}; using the frozen encoder")
+        return None
 
 
 def sync_faq_file(knowledge: KnowledgeBase, path: Path) -> ImportReport:

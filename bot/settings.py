@@ -42,6 +42,13 @@ class Settings:
     port: int = 3000
     handoff_text: str = DEFAULT_HANDOFF_TEXT
     realert_after: float = DEFAULT_REALERT_MINUTES * 60  # seconds an unclaimed handoff waits
+    tune: bool = False  # fine-tune the encoder on the KB when it is large enough (BATON_TUNE=1)
+    tuned_dir: Path | None = None  # None: .baton/tuned next to the database
+
+    @property
+    def tuned_root(self) -> Path:
+        """Where tuned encoders are cached, one folder per (base model, KB, recipe)."""
+        return self.tuned_dir or self.db_path.parent / ".baton" / "tuned"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], slack: str | None = None) -> Settings:
@@ -67,6 +74,8 @@ class Settings:
             port=_port(get("PORT"), problems),
             handoff_text=get("BATON_HANDOFF_TEXT") or DEFAULT_HANDOFF_TEXT,
             realert_after=_minutes(get("BATON_REALERT_MINUTES"), problems) * 60,
+            tune=_flag(get("BATON_TUNE"), "BATON_TUNE", problems),
+            tuned_dir=Path(get("BATON_TUNED_DIR")).expanduser() if get("BATON_TUNED_DIR") else None,
         )
         if slack:
             settings._require_slack(slack, problems)
@@ -136,3 +145,12 @@ def _minutes(value: str, problems: list[str]) -> float:
         problems.append(f"BATON_REALERT_MINUTES={value} must be a number of minutes from 0 to 1440")
         return DEFAULT_REALERT_MINUTES
     return minutes
+
+
+def _flag(value: str, name: str, problems: list[str]) -> bool:
+    if value.lower() in ("", "0", "false", "no", "off"):
+        return False
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    problems.append(f"{name}={value} must be 1 or 0")
+    return False

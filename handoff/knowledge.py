@@ -21,7 +21,7 @@ from sqlite_utils import Database, Migrations
 
 from handoff.store import register
 from models.encoder import Encoder
-from models.faq import FaqIndex, Retrieval
+from models.faq import Calibrator, FaqIndex, Retrieval
 from models.kb import Entry, KbError
 
 MIGRATIONS = register(Migrations("baton.knowledge"))
@@ -69,9 +69,11 @@ class ImportReport:
 class KnowledgeBase:
     """FAQ entries in the database plus the retrieval index over their questions."""
 
-    def __init__(self, db: Database, encoder: Encoder) -> None:
+    def __init__(self, db: Database, encoder: Encoder, calibrator: Calibrator | None = None) -> None:
+        """`calibrator`: a fixed confidence calibration (a tuned encoder's); None fits one per index."""
         self._db = db
         self._encoder = encoder
+        self._calibrator = calibrator
         self._lock = threading.Lock()
         self._vectors: dict[str, np.ndarray] = {}
         self._index: FaqIndex | None = None
@@ -165,7 +167,7 @@ class KnowledgeBase:
                 self._vectors[entry.id] = np.stack([vectors[t] for t in entry.examples])
         labels = [e.id for e in entries for _ in e.examples]
         stacked = np.concatenate([self._vectors[e.id] for e in entries])
-        return FaqIndex.build(stacked, labels)
+        return FaqIndex.build(stacked, labels, calibrator=self._calibrator)
 
     def _invalidate(self, entry_ids: set[str]) -> None:
         with self._lock:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -103,19 +104,88 @@ class TransformerEncoder:
             out[rows] = vectors
         return out
 
-    def _forward(self, ids: list[list[int]]) -> np.ndarray:
-        """Mean-pooled unit vectors for token ids, padded to the longest of them."""
-        torch = self._torch
+    @property
+    def model(self) -> Any:
+        """The loaded transformers model (eval mode; never modified)."""
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer."""
+        return self._tokenizer
+
+    @property
+    def layers(self) -> Any:
+        """The transformer layers (a `torch.nn.ModuleList`), for sharing the lower ones."""
+        return self._model.encoder.layer
+
+    def encode_tops(self, texts: list[str], first: int, tops: Sequence[Sequence[Any]]) -> list[np.ndarray]:
+        """Run the layers below `first` once per text, then each stack of top layers on their output.
+
+        One (n, dim) array per stack; with the model's own layers from `first` on as a stack, that
+        array equals `encode(texts)`.
+        """
+        outs = [np.zeros((len(texts), self.dim), dtype=np.float32) for _ in tops]
+        if not texts:
+            return outs
+        ids = self._tokenizer(texts, truncation=True, max_length=MAX_TOKENS)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        ends = sub_batch_ends([len(ids[i]) for i in order])
+        chunks = [order[start:end] for start, end in itertools.pairwise([0, *ends])]
+        chunks.reverse()
+        run = self._pool.map if self._pool and len(chunks) > 1 else map
+        batches = [[ids[i] for i in rows] for rows in chunks]
+        for rows, vectors in zip(
+            chunks, run(lambda b: self._forward_split(b, first, tops), batches), strict=True
+        ):
+            for out, part in zip(outs, vectors, strict=True):
+                out[rows] = part
+        return outs
+
+    def _padded(self, ids: list[list[int]]) -> tuple[Any, Any]:
+        """Token ids padded to the longest, and the 0/1 attention mask, as tensors."""
         lengths = np.array([len(seq) for seq in ids])
         padded = np.full((len(ids), lengths.max()), self._pad_id, dtype=np.int64)
         for row, seq in enumerate(ids):
             padded[row, : len(seq)] = seq
-        mask = torch.from_numpy((np.arange(padded.shape[1]) < lengths[:, None]).astype(np.int64))
-        with torch.inference_mode():
-            hidden = self._model(input_ids=torch.from_numpy(padded), attention_mask=mask).last_hidden_state
-            weights = mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        mask = (np.arange(padded.shape[1]) < lengths[:, None]).astype(np.int64)
+        return self._torch.from_numpy(padded), self._torch.from_numpy(mask)
+
+    def _forward(self, ids: list[list[int]]) -> np.ndarray:
+        """Mean-pooled unit vectors for token ids, padded to the longest of them."""
+        input_ids, mask = self._padded(ids)
+        with self._torch.inference_mode():
+            hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            return mean_pool(hidden, mask).numpy()
+
+    def _forward_split(
+        self, ids: list[list[int]], first: int, tops: Sequence[Sequence[Any]]
+    ) -> list[np.ndarray]:
+        """Shared lower layers, then every stack of top layers, for one padded batch."""
+        input_ids, mask = self._padded(ids)
+        with self._torch.inference_mode():
+            hidden = run_layers(self.layers[:first], self._model.embeddings(input_ids=input_ids), mask)
+            return [mean_pool(run_layers(top, hidden, mask), mask).numpy() for top in tops]
+
+
+def run_layers(layers: Sequence[Any], hidden: Any, mask: Any) -> Any:
+    """Run BERT layers on padded hidden states under a 0/1 attention mask (as the model does)."""
+    import torch
+
+    additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+    for layer in layers:
+        hidden = layer(hidden, attention_mask=additive)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+    return hidden
+
+
+def mean_pool(hidden: Any, mask: Any) -> Any:
+    """Mean over the real tokens, L2-normalised: the sentence vector."""
+    import torch
+
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def sub_batch_ends(lengths: list[int]) -> list[int]:

@@ -89,10 +89,12 @@ class FaqIndex:
         )
 
     @classmethod
-    def build(cls, vectors: np.ndarray, labels: list[str], seed: int = 0) -> FaqIndex:
-        """An index with a calibrator fitted on its own examples."""
-        index = cls(vectors, labels, PRIOR_CALIBRATOR)
-        if len(index.entries) >= FOLDS:
+    def build(
+        cls, vectors: np.ndarray, labels: list[str], seed: int = 0, calibrator: Calibrator | None = None
+    ) -> FaqIndex:
+        """An index with `calibrator`, or else one fitted on its own examples."""
+        index = cls(vectors, labels, calibrator or PRIOR_CALIBRATOR)
+        if calibrator is None and len(index.entries) >= FOLDS:
             index.calibrator = fit_calibrator(index, seed)
         return index
 
