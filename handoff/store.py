@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database, Migrations
+from sqlite_utils.db import Column, Table
 
 log = logging.getLogger("baton.store")
 
@@ -118,8 +119,17 @@ def describe(path: Path | None, exc: BaseException) -> str:
     )
 
 
+SCHEMA_CHANGES = ("create", "drop", "alter")
+
+
 class Store(Database):
-    """A `Database` that, while serving, moves to an in-memory copy when its file refuses."""
+    """A `Database` that, while serving, moves to an in-memory copy when its file refuses.
+
+    It also remembers the schema between changes to it: sqlite-utils reads `sqlite_master` and
+    `PRAGMA table_info` on nearly every call (about 60 of a turn's 140 statements, measured),
+    and Baton's schema changes only through this object (migrations, at start). Any `create`,
+    `drop` or `alter`, script, rollback or move to memory forgets what it remembered.
+    """
 
     def __init__(
         self, connection: sqlite3.Connection, path: Path | None = None, serving: bool = False
@@ -129,6 +139,7 @@ class Store(Database):
         self.problem: str | None = None
         self._left: sqlite3.Connection | None = None  # the file's connection, once moved away
         self._moving = threading.Lock()
+        self._schema: dict[tuple[str, str], Any] = {}
         super().__init__(connection)
 
     @contextmanager
@@ -157,8 +168,61 @@ class Store(Database):
             self.move_to_memory(exc)
             self.conn.execute("BEGIN IMMEDIATE")
 
+    # -- the schema, remembered ------------------------------------------------------------------
+    def table_names(self, fts4: bool = False, fts5: bool = False) -> list[str]:
+        """The tables (remembered until the schema changes)."""
+        if fts4 or fts5:
+            return super().table_names(fts4, fts5)
+        return list(self._remembered(("tables", ""), super().table_names))
+
+    def view_names(self) -> list[str]:
+        """The views (remembered until the schema changes)."""
+        return list(self._remembered(("views", ""), super().view_names))
+
+    def table(self, table_name: str, **kwargs: Any) -> Table:
+        """A table whose columns are remembered until the schema changes."""
+        if table_name in self.view_names():
+            return super().table(table_name, **kwargs)  # refuses, as sqlite-utils does
+        kwargs.setdefault("strict", self.strict)
+        return RememberedTable(self, table_name, **kwargs)
+
+    def columns_of(self, table: Table) -> list[Column]:
+        """A table's columns (remembered once the table exists)."""
+        found: list[Column] = Table.columns.fget(self.table_plain(table.name))  # type: ignore[attr-defined]
+        if found:
+            self._schema[("columns", table.name)] = found
+        return found
+
+    def table_plain(self, name: str) -> Table:
+        """sqlite-utils' own Table object (reads the schema every time)."""
+        return Table(self, name, strict=self.strict)
+
+    def _remembered(self, key: tuple[str, str], read: Any) -> Any:
+        if key not in self._schema:
+            self._schema[key] = read()
+        return self._schema[key]
+
+    def forget_schema(self) -> None:
+        """Read the schema again next time."""
+        self._schema.clear()
+
+    def executescript(self, sql: str) -> sqlite3.Cursor:
+        """Run a script (forgetting the schema: it may change it)."""
+        self.forget_schema()
+        try:
+            return super().executescript(sql)
+        finally:
+            self.forget_schema()
+
+    def rollback(self) -> None:
+        """Roll back (forgetting the schema: the transaction may have changed it)."""
+        self.forget_schema()
+        super().rollback()
+
     def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> sqlite3.Cursor:
         """Run one statement; while serving, one the file refuses runs again in memory."""
+        if sql.lstrip()[:6].lower().startswith(SCHEMA_CHANGES):
+            self.forget_schema()
         try:
             return super().execute(sql, parameters)
         except sqlite3.OperationalError as exc:
@@ -175,6 +239,7 @@ class Store(Database):
             memory = sqlite3.connect(":memory:", check_same_thread=False)
             copied = self._copy_into(memory)
             self._left, self.conn = self.conn, memory
+            self.forget_schema()
             self.problem = describe(self.path, exc)
             _migrated(self)
         log.error("%s%s", self.problem, "" if copied else " (its data could not be read: starting empty)")
@@ -201,6 +266,18 @@ class Store(Database):
         super().close()
         if self._left is not None:
             self._left.close()
+
+
+class RememberedTable(Table):
+    """A sqlite-utils Table whose columns come from its Store's memory of the schema."""
+
+    db: Store
+
+    @property
+    def columns(self) -> list[Column]:
+        """The table's columns (read once, then remembered until the schema changes)."""
+        known = self.db._schema.get(("columns", self.name))
+        return list(known) if known is not None else self.db.columns_of(self)
 
 
 def _migrated(db: Store) -> Store:
