@@ -1,6 +1,8 @@
 """Sentence encoder: a local Hugging Face transformer, mean-pooled and L2-normalised.
 
-Weights are read from a local directory only (never a model hub).
+Weights are read from a local directory only (never a model hub). A BERT directory such as the
+bundled MiniLM loads as a plain-torch BERT (`models.bert`: no transformers import at start-up);
+any other directory loads with transformers.
 Raises `EncoderError` when the directory is missing or not a transformer checkpoint.
 """
 
@@ -57,25 +59,22 @@ def default_model_dir() -> Path:
 class TransformerEncoder:
     """Mean-pooled sentence embeddings from a local transformer directory."""
 
-    def __init__(self, model_dir: Path, threads: int | None = None, workers: int | None = None) -> None:
-        """`threads`: torch intra-op threads; `workers`: sub-batches at once (default: cores / threads)."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+    def __init__(
+        self, model_dir: Path, threads: int | None = None, workers: int | None = None, *, plain: bool = True
+    ) -> None:
+        """`threads`: torch intra-op threads; `workers`: sub-batches at once (default: cores / threads).
 
-        hf_logging.disable_progress_bar()
+        `plain`: load a BERT directory with `models.bert`, which skips importing transformers (seconds
+        at start-up) and gives the same vectors; any other directory loads with transformers.
+        """
+        import torch
 
         if not (model_dir / "config.json").is_file():
             raise EncoderError(f"{model_dir} is not a transformer model directory (no config.json)")
         if threads:
             torch.set_num_threads(threads)
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-            self._model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
-        except (OSError, ValueError) as exc:
-            raise EncoderError(f"cannot load a model from {model_dir}: {exc}") from exc
+        loaded = _load_plain(model_dir) if plain else None
+        self._tokenizer, self._model = loaded or _load_transformers(model_dir)
         self._torch = torch
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
         # With one intra-op thread, a big batch still gets every core by running its sub-batches
@@ -106,7 +105,7 @@ class TransformerEncoder:
 
     @property
     def model(self) -> Any:
-        """The loaded transformers model (eval mode; never modified)."""
+        """The loaded BERT-like model, plain (`models.bert`) or transformers' (eval mode; never modified)."""
         return self._model
 
     @property
@@ -204,6 +203,28 @@ def sub_batch_ends(lengths: list[int]) -> list[int]:
     while cut[ends[-1]] > 0:
         ends.append(int(cut[ends[-1]]))
     return ends[::-1]
+
+
+def _load_plain(model_dir: Path) -> tuple[Any, Any] | None:
+    """The plain-torch tokenizer and BERT, or None when `models.bert` cannot read the directory."""
+    from models.bert import load
+
+    return load(model_dir)
+
+
+def _load_transformers(model_dir: Path) -> tuple[Any, Any]:
+    """transformers' AutoTokenizer and AutoModel for the directory, in eval mode."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        return tokenizer, AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+    except (OSError, ValueError) as exc:
+        raise EncoderError(f"cannot load a model from {model_dir}: {exc}") from exc
 
 
 def _model_name(model_dir: Path) -> str:
