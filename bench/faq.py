@@ -205,8 +205,8 @@ def start_up() -> tuple[Models, dict[str, Any]]:
         "total_ms": round((built - started) * 1000),
         "entries": len(entries),
         "examples": len(texts),
-        "note": "load includes importing torch and transformers; a restart with the SQLite "
-        "embedding cache skips encode_examples",
+        "note": "load includes importing torch (the bundled BERT loads without transformers); "
+        "a restart with the SQLite embedding cache skips encode_examples",
     }
     return Models(encoder, index, entries, default_threads), figures
 
@@ -217,9 +217,11 @@ def start_up() -> tuple[Models, dict[str, Any]]:
 def naive_model() -> Any:
     """The naive approach: sentence-transformers on the same weights."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
     from models.encoder import default_model_dir
 
+    hf_logging.disable_progress_bar()  # our encoder no longer loads transformers, which did this
     return SentenceTransformer(str(default_model_dir()), device="cpu")
 
 
@@ -529,12 +531,12 @@ class NoSentiment:
         return [self.score(text) for text in texts]
 
 
-def sentiment_scorer() -> tuple[Any | None, str]:
-    """The bundled head; while it is not trained yet, an untrained head of the largest size tried."""
+def sentiment_scorer(encoder: Any = None) -> tuple[Any | None, str]:
+    """The bundled scorer (sharing `encoder`); until trained, an untrained head of the largest size."""
     from models.sentiment import HeadSentiment, default_head_path, learned_cue_names, load_scorer
 
     if default_head_path().exists():
-        return load_scorer(), f"trained head {default_head_path().name}"
+        return load_scorer(encoder=encoder), f"trained head {default_head_path().name}"
     missing = f"{default_head_path().name} not trained yet"
     try:  # the training module is being written as this runs: its Network may change shape
         from models.sentiment_training import BUCKETS, Network, Settings
@@ -555,7 +557,7 @@ def sentiment_cost(models: Models, questions: list[str], rounds: int) -> dict[st
     from handoff.knowledge import KnowledgeBase
     from models.requests import HumanRequestDetector
 
-    scorer, which = sentiment_scorer()
+    scorer, which = sentiment_scorer(models.encoder)
     if scorer is None:
         return {"scorer": which, "pass": None}
     knowledge = KnowledgeBase(Database(memory=True), models.encoder)

@@ -1,9 +1,10 @@
 """One customer turn through the models: a single forward pass feeds every check.
 
 The encoder runs once per turn (micro-batched with concurrent turns, off the event
-loop); FAQ retrieval, sentiment and the request-for-a-person check all read that
-vector. With a KB-tuned encoder the lower layers still run once: the base top layers
-give sentiment and the request check their vector, the tuned ones give FAQ retrieval its.
+loop); FAQ retrieval, sentiment and the request-for-a-person check all read its output.
+The lower layers run once; on their hidden states run the base top layers (the vector
+the request check reads), the KB-tuned ones if any (FAQ retrieval's vector) and the
+sentiment-tuned ones if the scorer has them (sentiment's vector).
 The trigger policy then decides from plain values.
 """
 
@@ -13,6 +14,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,11 +22,11 @@ from handoff.knowledge import KnowledgeBase
 from handoff.triggers import Decision, History, decide
 from handoff.tuning import TriggerSettings
 from models.batcher import MicroBatcher
-from models.encoder import Encoder
+from models.encoder import Encoder, TransformerEncoder
 from models.faq import FaqIndex, Retrieval
 from models.kb import Entry
 from models.requests import HumanRequestDetector
-from models.sentiment import Sentiment, SentimentModel
+from models.sentiment import LayerSentiment, Sentiment, SentimentModel
 from models.tuned import TunedEncoder
 
 MAX_MODEL_CHARS = 2000  # the encoder reads 128 tokens; longer text only costs tokenising time
@@ -61,6 +63,11 @@ def clean_turn(text: str) -> str:
     return " ".join(_MENTION.sub(" ", text).split())
 
 
+def stack_from(encoder: TransformerEncoder, first: int, start: int, layers: Any) -> list[Any]:
+    """Tuned `layers` that start at layer `start`, preceded by the base layers from `first` up to it."""
+    return [*encoder.layers[first:start], *layers]
+
+
 class Brain:
     """The per-turn checks over shared models."""
 
@@ -81,17 +88,40 @@ class Brain:
         """Run the models on several turns in one forward pass."""
         index = index or self.knowledge.index()
         cleaned = [clean_turn(t)[:MAX_MODEL_CHARS] for t in texts]
-        vectors = np.zeros((len(cleaned), self.encoder.dim), dtype=np.float32)
-        faq_vectors = vectors.copy()
+        vectors = np.zeros((3, len(cleaned), self.encoder.dim), dtype=np.float32)
         live = [i for i, t in enumerate(cleaned) if t]
-        if live and isinstance(self.encoder, TunedEncoder):  # one pass through the shared lower layers
-            vectors[live], faq_vectors[live] = self.encoder.encode_pair([cleaned[i] for i in live])
-        elif live:
-            vectors[live] = faq_vectors[live] = self.encoder.encode([cleaned[i] for i in live])
-        retrievals = index.search(faq_vectors)
-        sentiments = self.sentiment.score_batch(cleaned, vectors)
-        asks = [self.requests.score(t, v) for t, v in zip(cleaned, vectors, strict=True)]
+        if live:
+            vectors[:, live] = self._encode([cleaned[i] for i in live])
+        base, faq, feeling = vectors
+        retrievals = index.search(faq)
+        sentiments = self.sentiment.score_batch(cleaned, feeling)
+        asks = [self.requests.score(t, v) for t, v in zip(cleaned, base, strict=True)]
         return [Reading(*parts) for parts in zip(retrievals, sentiments, asks, strict=True)]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Base, FAQ and sentiment vectors, (3, n, dim), from one pass through the lower layers."""
+        encoder, scorer = self.encoder, self.sentiment
+        if not isinstance(scorer, LayerSentiment):
+            if isinstance(encoder, TunedEncoder):
+                base, faq = encoder.encode_pair(texts)
+                return np.stack([base, faq, base])
+            return np.stack([encoder.encode(texts)] * 3)
+        if isinstance(encoder, TunedEncoder):
+            # Both tuned stacks start from the lower of their first layers; the one that starts
+            # higher runs the base layers below it. (tuned.py has no public accessor for its layers.)
+            first, bottom = min(encoder.first, scorer.first), encoder.base
+            stacks = [
+                bottom.layers[first:],
+                stack_from(bottom, first, encoder.first, encoder._layers),
+                stack_from(bottom, first, scorer.first, scorer.layers),
+            ]
+            return np.stack(bottom.encode_tops(texts, first, stacks))
+        if isinstance(encoder, TransformerEncoder):
+            stacks = [encoder.layers[scorer.first :], scorer.layers]
+            base, tuned = encoder.encode_tops(texts, scorer.first, stacks)
+            return np.stack([base, base, tuned])
+        plain = encoder.encode(texts)  # an encoder without layers (tests): the scorer runs its own
+        return np.stack([plain, plain, scorer.vectors(texts)])
 
     def _read_items(self, items: list[tuple[str, FaqIndex]]) -> list[Reading]:
         """Batch entry point: turns queued together share the index current when queued."""

@@ -82,7 +82,7 @@ def run_demo(args: argparse.Namespace) -> int:
 def _add_eval_sentiment(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ev = sub.add_parser("eval-sentiment", help="measure negative-sentiment detection on a labelled CSV")
     ev.add_argument("--test", type=Path, required=True, help="CSV text,label; label 'negative' is the class")
-    ev.add_argument("--backend", default="default", help="default | vader | PATH to a local checkpoint")
+    ev.add_argument("--backend", default="default", help="default | vader | PATH (head .npz, checkpoint)")
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=run_eval_sentiment)
 

@@ -50,8 +50,8 @@ def build_services(settings: Settings, encoder: Encoder | None = None, serving: 
         tuned = tuned_encoder(encoder, knowledge.entries(), settings.tuned_root)
         if tuned is not None:
             knowledge, faq_encoder = KnowledgeBase(db, tuned, tuned.calibrator), tuned
-    requests = HumanRequestDetector(encoder)  # reads the base vector, as sentiment does
-    brain = Brain(faq_encoder, knowledge, load_scorer(settings.sentiment_model), requests)
+    requests = HumanRequestDetector(encoder)  # reads the base vector; sentiment its own layers' one
+    brain = Brain(faq_encoder, knowledge, load_scorer(settings.sentiment_model, encoder), requests)
     return Services(settings, db, encoder, knowledge, brain)
 
 

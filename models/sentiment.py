@@ -1,8 +1,11 @@
-"""Sentiment of a customer turn: a small head on the FAQ encoder's sentence vector, plus cues.
+"""Sentiment of a customer turn: a small head on a sentence vector, plus cues.
 
-The head reads the embedding the FAQ lookup already computed, so scoring adds no second
-transformer pass. Surface cues the (uncased) embedding cannot see or under-weights -- shouting,
-"!!!", swearing, emoji, support complaints such as "still waiting" -- adjust its logits.
+The default scorer (`LayerSentiment`) reads the vector of the encoder's top layers fine-tuned for
+sentiment (`models.sentiment_tuning`), run on the lower layers' hidden states the turn's FAQ pass
+computes anyway: sentiment costs those tuned layers, not a second model pass. A head without
+tuned layers (`HeadSentiment`) reads the FAQ encoder's own sentence vector. Surface cues the
+(uncased) encoder cannot see or under-weights -- shouting, "!!!", swearing, emoji, support
+complaints such as "still waiting" -- adjust the head's logits.
 A local Hugging Face sequence-classification checkpoint can replace the whole scorer.
 Raises `SentimentError` when a head or checkpoint cannot be loaded or does not fit its input.
 """
@@ -145,6 +148,20 @@ SUPPORT_CUES: dict[str, re.Pattern[str]] = {
         re.IGNORECASE,
     ),
 }
+
+
+# Emoji are unknown tokens to the encoder and rare in the training corpora, so an angry one is a
+# complaint prior too; shouting or "???" on a complaint makes it louder, not merely emphatic.
+COMPLAINT_CUES = (*SUPPORT_CUES, "angry emoji")
+LOUDNESS = 0.5
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def complaint_offset(found: dict[str, list[str]]) -> float:
+    """What the complaint cues add to the negative logit, amplified by the intensifiers."""
+    complaints = sum(name in found for name in COMPLAINT_CUES)
+    loud = sum(name in found for name in INTENSIFIERS)
+    return SUPPORT_PRIOR * complaints * (1 + LOUDNESS * loud)
 
 
 def is_shouting(text: str) -> bool:
@@ -330,11 +347,13 @@ def load_head(path: Path) -> Head:
     return head
 
 
-def save_head(head: Head, path: Path) -> None:
-    """Write a head as a small .npz (float16 weights, no pickles)."""
+def save_head(head: Head, path: Path, layers: dict[str, np.ndarray] | None = None) -> None:
+    """Write a head, and any tuned layers' `layer.*` arrays, as one .npz (no pickles)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, Any] = dict(layers or {})
     np.savez_compressed(
         path,
+        **arrays,
         w1=head.w1.astype(np.float16),
         b1=head.b1.astype(np.float32),
         w2=head.w2.astype(np.float32),
@@ -349,6 +368,19 @@ def save_head(head: Head, path: Path) -> None:
         encoder=np.asarray(head.encoder),
         metadata=np.asarray(json.dumps(head.metadata, sort_keys=True)),
     )
+
+
+def load_layer_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The tuned layers' weights saved with a head (`layer.<name>` arrays), as float32; may be empty."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {
+                key.removeprefix("layer."): data[key].astype(np.float32)
+                for key in data.files
+                if key.startswith("layer.")
+            }
+    except (OSError, ValueError) as exc:
+        raise SentimentError(f"cannot read tuned layers from {path}: {exc}") from exc
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -376,12 +408,14 @@ def score(text: str, vector: np.ndarray, head: Head) -> Sentiment:
     if not np.all(np.isfinite(vector)):
         raise SentimentError("the embedding has non-finite values")
     logits = head.logits(vector[None, :])[0] + head.ngram_logits(ngram_ids(text, head.buckets))
+    if not _LETTER.search(text):  # emoji and symbols only: unknown tokens, the model reads noise
+        logits = np.zeros_like(logits)
     probs = softmax(logits)
     lean = float(probs[POSITIVE] - probs[NEGATIVE])
     found = find_cues(text)
     lexical = valence(text, head.lexicon)
     logits = logits + cue_features(found, lexical, lean) @ head.cue_weights
-    logits[NEGATIVE] += SUPPORT_PRIOR * sum(name in found for name in SUPPORT_CUES)
+    logits[NEGATIVE] += complaint_offset(found)
     probs = softmax(logits)
     value = float(np.clip(probs[POSITIVE] - probs[NEGATIVE], -1.0, 1.0))
     label = polarity_for(value, head.negative_threshold, head.positive_threshold)
@@ -414,6 +448,75 @@ class HeadSentiment:
         if vectors is None or len(vectors) != len(texts):
             raise SentimentError("score_batch needs one embedding per text")
         return [score(text, vector, self.head) for text, vector in zip(texts, vectors, strict=True)]
+
+
+class LayerSentiment:
+    """The default scorer: the encoder's sentiment-tuned top layers, then the head, plus cues.
+
+    Its vector is the tuned layers' mean-pooled output over the hidden states entering layer
+    `first`, so a turn shares the lower layers with FAQ retrieval: `Brain.read` runs `layers` as
+    one more top stack of its single pass and hands the vectors in. Without them, the scorer runs
+    the encoder itself.
+    """
+
+    def __init__(self, head: Head, layers: Any, first: int, encoder: Any) -> None:
+        self.head = head
+        self.layers = layers
+        self.first = first
+        self.encoder = encoder
+        self.name = f"layers:{head.encoder}"
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """The tuned layers' sentence vectors (zeros for blank texts)."""
+        out = np.zeros((len(texts), self.head.dim), dtype=np.float32)
+        live = [i for i, text in enumerate(texts) if text.strip()]
+        if live:
+            out[live] = self.encoder.encode_tops([texts[i] for i in live], self.first, [self.layers])[0]
+        return out
+
+    def score(self, text: str, vector: np.ndarray | None = None) -> Sentiment:
+        """Score one turn; `vector`, if given, is the tuned layers' vector of `text`."""
+        return self.score_batch([text], None if vector is None else np.asarray(vector)[None, :])[0]
+
+    def score_batch(self, texts: Sequence[str], vectors: np.ndarray | None = None) -> list[Sentiment]:
+        """Score several turns; `vectors`, if given, are the tuned layers' vectors of `texts`."""
+        if vectors is None:
+            vectors = self.vectors(texts)
+        if len(vectors) != len(texts):
+            raise SentimentError("score_batch needs one vector per text")
+        return [score(text, vector, self.head) for text, vector in zip(texts, vectors, strict=True)]
+
+
+def tuned_layers(arrays: dict[str, np.ndarray], encoder: Any) -> tuple[Any, int]:
+    """A copy of the encoder's top layers holding the saved weights, and the first one's index."""
+    import copy
+
+    import torch
+
+    count = len({key.split(".", 1)[0] for key in arrays})
+    first = len(encoder.layers) - count
+    if not 1 <= count <= len(encoder.layers):
+        raise SentimentError(f"{count} tuned layers do not fit a {len(encoder.layers)}-layer encoder")
+    layers = torch.nn.ModuleList(copy.deepcopy(list(encoder.layers[first:])))
+    try:
+        layers.load_state_dict({key: torch.from_numpy(value) for key, value in arrays.items()})
+    except RuntimeError as exc:
+        raise SentimentError(f"the tuned layers do not fit the encoder: {exc}") from exc
+    return layers.eval(), first
+
+
+def load_npz(path: Path, encoder: Any = None) -> SentimentModel:
+    """A head .npz: with tuned layers, on the given `TransformerEncoder` (else the bundled one)."""
+    head = load_head(path)
+    arrays = load_layer_arrays(path)
+    if not arrays:
+        return HeadSentiment(head)
+    from models.encoder import TransformerEncoder, default_model_dir
+
+    if not isinstance(encoder, TransformerEncoder):  # none given, or one without layers to share
+        encoder = TransformerEncoder(default_model_dir())
+    layers, first = tuned_layers(arrays, encoder)
+    return LayerSentiment(head, layers, first, encoder)
 
 
 # --- plug-in: any local Hugging Face sequence classifier -------------------------------------
@@ -500,12 +603,16 @@ def _sentiment_from(probs: np.ndarray) -> Sentiment:
     return Sentiment(round(value, 4), label, (f"model {value:+.2f}",))
 
 
-def load_scorer(path: Path | None = None) -> SentimentModel:
-    """The default head (path None), a head .npz, or a local Hugging Face checkpoint directory."""
+def load_scorer(path: Path | None = None, encoder: Any = None) -> SentimentModel:
+    """The default head (path None), a head .npz, or a local Hugging Face checkpoint directory.
+
+    `encoder`: the `TransformerEncoder` whose lower layers a head with tuned layers shares (the
+    bundled one is loaded when none is given).
+    """
     if path is None:
-        return HeadSentiment(load_head(default_head_path()))
+        return load_npz(default_head_path(), encoder)
     if path.is_dir():
         return TransformersSentiment(path)
     if path.suffix == ".npz":
-        return HeadSentiment(load_head(path))
+        return load_npz(path, encoder)
     raise SentimentError(f"{path} is neither a sentiment head (.npz) nor a checkpoint directory")

@@ -1,8 +1,8 @@
 """Offline evaluation of a sentiment backend on a `text,label` CSV.
 
 `negative` is the class to detect; every other label counts as not negative. Backends: `default`
-(Baton's head on the bundled encoder), `vader` (compound <= -0.05) or the path of a local
-Hugging Face sequence-classification checkpoint.
+(Baton's shipped scorer on the bundled encoder), `vader` (compound <= -0.05), the path of a head
+.npz, or the path of a local Hugging Face sequence-classification checkpoint.
 Raises `EvalError` for an unreadable or empty file or an unavailable backend.
 
     python -m models.sentiment_eval --test a.csv --test b.csv --backend default --backend vader
@@ -29,7 +29,7 @@ from models.sentiment import (
     SentimentModel,
     TransformersSentiment,
     default_head_path,
-    load_head,
+    load_npz,
 )
 
 VADER_NEGATIVE = -0.05  # VADER's documented cut-off for a negative compound score
@@ -128,13 +128,20 @@ def predictor(backend: str, encoder: Encoder | None = None) -> Callable[[list[st
     """A function from texts to negative verdicts for a backend name or checkpoint path."""
     if backend == "vader":
         return predict_vader
-    if backend == "default":
-        head = HeadSentiment(load_head(default_head_path()))
+    if backend == "default" or backend.endswith(".npz"):
         enc = encoder or TransformerEncoder(default_model_dir())
-        return lambda texts: predict_model(texts, head, embed(texts, enc))
+        try:
+            scorer = load_npz(default_head_path() if backend == "default" else Path(backend), enc)
+        except SentimentError as exc:
+            raise EvalError(str(exc)) from exc
+        if isinstance(scorer, HeadSentiment):
+            return lambda texts: predict_model(texts, scorer, embed(texts, enc))
+        return lambda texts: predict_model(texts, scorer, None)  # it runs its own top layers
     path = Path(backend)
     if not path.is_dir():
-        raise EvalError(f"backend must be default, vader or a checkpoint directory, not {backend}")
+        raise EvalError(
+            f"backend must be default, vader, a head .npz or a checkpoint directory, not {backend}"
+        )
     try:
         model = TransformersSentiment(path)
     except SentimentError as exc:

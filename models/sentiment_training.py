@@ -1,4 +1,7 @@
-"""Training of the sentiment head shipped in models/data/sentiment_head.npz.
+"""Training of a sentiment head on the frozen encoder's sentence vectors (the previous default).
+
+`models.sentiment_tuning` trains the shipped scorer and reuses this module's head fitting on the
+vectors of its tuned layers.
 
 Reads the GoEmotions (negative / neutral / positive, `ambiguous` as neutral) and SST-2 (negative /
 positive only: its rows choose between those two logits) training files, embeds them with the
@@ -8,7 +11,7 @@ held out to pick the settings, the epoch and the thresholds; dev and validation 
 read. Raises `TrainingError` for missing data.
 
     python -m models.sentiment_training --data ../shared/data/sentiment \
-        --out models/data/sentiment_head.npz
+        --out /tmp/baton-sentiment/frozen_head.npz
 """
 
 from __future__ import annotations
@@ -139,23 +142,35 @@ def load_corpus(
             raise TrainingError(f"missing training file {path}")
         examples = [e for e in read_examples(path) if e.label in LABELS]
         texts = [e.text for e in examples]
-        ngrams = np.empty(len(texts), dtype=object)
-        ngrams[:] = [ngram_ids(text, buckets) for text in texts]
-        plain, loud = cue_flags(texts, lexicon)
-        parts.append(
-            Corpus(
-                texts=np.asarray(texts, dtype=object),
-                vectors=embed_cached(texts, encoder, cache),
-                targets=np.asarray([LABELS[e.label] for e in examples], dtype=np.int64),
-                binary=np.full(len(examples), source == "sst2"),
-                ngrams=ngrams,
-                plain_cues=plain,
-                intensifiers=loud,
-                source=np.full(len(examples), source),
-            )
-        )
+        targets = np.asarray([LABELS[e.label] for e in examples], dtype=np.int64)
+        vectors = embed_cached(texts, encoder, cache)
+        parts.append(featurise(texts, targets, np.full(len(texts), source), vectors, lexicon, buckets))
     fields = Corpus.__dataclass_fields__
     return Corpus(*(np.concatenate([getattr(part, f) for part in parts]) for f in fields))
+
+
+def featurise(
+    texts: Sequence[str],
+    targets: np.ndarray,
+    source: np.ndarray,
+    vectors: np.ndarray,
+    lexicon: dict[str, float],
+    buckets: int = BUCKETS,
+) -> Corpus:
+    """The head's inputs for labelled texts and their vectors (SST-2 rows are binary)."""
+    ngrams = np.empty(len(texts), dtype=object)
+    ngrams[:] = [ngram_ids(text, buckets) for text in texts]
+    plain, loud = cue_flags(texts, lexicon)
+    return Corpus(
+        texts=np.asarray(texts, dtype=object),
+        vectors=vectors,
+        targets=targets,
+        binary=source == "sst2",
+        ngrams=ngrams,
+        plain_cues=plain,
+        intensifiers=loud,
+        source=source,
+    )
 
 
 def split(corpus: Corpus, held_out: float = HELD_OUT, seed: int = SEED) -> tuple[Corpus, Corpus]:

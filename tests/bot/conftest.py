@@ -61,9 +61,9 @@ def serving_threads() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def scorer() -> SentimentModel:
-    """The bundled sentiment head, or a neutral stand-in while it is not there yet."""
-    return load_scorer() if default_head_path().exists() else NeutralSentiment()
+def scorer(encoder: Encoder) -> SentimentModel:
+    """The bundled sentiment scorer on the shared encoder, or a neutral stand-in while it is not there yet."""
+    return load_scorer(encoder=encoder) if default_head_path().exists() else NeutralSentiment()
 
 
 @pytest.fixture(scope="session")

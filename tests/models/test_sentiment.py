@@ -1,4 +1,4 @@
-"""The sentiment scorer: cues, the shipped head on real embeddings, the plug-in loader, the eval."""
+"""The sentiment scorer: cues, the shipped tuned layers and head, the plug-in loader, the eval."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from models.encoder import TransformerEncoder
+from models.kb import load_file, sample_path
 from models.sentiment import (
     NEGATIVE,
     POSITIVE,
     Head,
     HeadSentiment,
+    LayerSentiment,
     Polarity,
     SentimentError,
     TransformersSentiment,
@@ -190,78 +192,124 @@ def test_an_unreadable_head_raises_sentiment_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def scorer() -> HeadSentiment:
-    return HeadSentiment(load_head(default_head_path()))
+def scorer(encoder: TransformerEncoder) -> LayerSentiment:
+    loaded = load_scorer(encoder=encoder)
+    assert isinstance(loaded, LayerSentiment)
+    return loaded
 
 
-def scored(texts: tuple[str, ...], encoder: TransformerEncoder, scorer: HeadSentiment) -> list:
-    return scorer.score_batch(list(texts), encoder.encode(list(texts)))
+def scored(texts: tuple[str, ...], scorer: LayerSentiment) -> list:
+    return scorer.score_batch(list(texts))
 
 
-def test_the_shipped_head_is_small_and_matches_the_encoder(
-    encoder: TransformerEncoder, scorer: HeadSentiment
+def test_the_shipped_scorer_is_small_and_matches_the_encoder(
+    encoder: TransformerEncoder, scorer: LayerSentiment
 ) -> None:
-    assert default_head_path().stat().st_size < 1_000_000
+    assert default_head_path().stat().st_size < 8_000_000  # float16 tuned layers, compressed
     assert scorer.head.dim == encoder.dim
     assert scorer.head.encoder == encoder.name
+    assert 0 < scorer.first < len(encoder.layers)
 
 
 @pytest.mark.model
 @pytest.mark.parametrize("text", ANGRY)
-def test_angry_support_messages_score_negative(
-    text: str, encoder: TransformerEncoder, scorer: HeadSentiment
-) -> None:
-    result = scorer.score(text, encoder.encode([text])[0])
+def test_angry_support_messages_score_negative(text: str, scorer: LayerSentiment) -> None:
+    result = scorer.score(text)
     assert result.label is Polarity.NEGATIVE, result
     assert result.score < 0
 
 
 @pytest.mark.model
 @pytest.mark.parametrize("text", GRATEFUL)
-def test_thanks_score_positive(text: str, encoder: TransformerEncoder, scorer: HeadSentiment) -> None:
-    result = scorer.score(text, encoder.encode([text])[0])
+def test_thanks_score_positive(text: str, scorer: LayerSentiment) -> None:
+    result = scorer.score(text)
     assert result.label is Polarity.POSITIVE, result
     assert result.score > 0.3
 
 
 @pytest.mark.model
-def test_plain_questions_are_not_negative(encoder: TransformerEncoder, scorer: HeadSentiment) -> None:
-    for result in scored(PLAIN, encoder, scorer):
+def test_plain_questions_are_not_negative(scorer: LayerSentiment) -> None:
+    for result in scored(PLAIN, scorer):
         assert result.label is not Polarity.NEGATIVE, result
 
 
 @pytest.mark.model
-def test_cues_are_reported_and_lower_the_score(encoder: TransformerEncoder, scorer: HeadSentiment) -> None:
-    calm, loud = scored(("where is my order", "WHERE IS MY ORDER??? still waiting"), encoder, scorer)
+def test_sample_faq_questions_seldom_trip_the_sentiment_handoff(scorer: LayerSentiment) -> None:
+    questions = [text for entry in load_file(sample_path()) for text in entry.examples]
+    tripped = [r for r in scorer.score_batch(questions) if r.score < -0.4]  # handoff.tuning's default
+    assert len(tripped) <= 0.03 * len(questions)  # support questions are not complaints (was 23/393)
+
+
+@pytest.mark.model
+def test_cues_are_reported_and_lower_the_score(scorer: LayerSentiment) -> None:
+    calm, loud = scored(("where is my order", "WHERE IS MY ORDER??? still waiting"), scorer)
     assert {"shouting", "repeated punctuation", "still waiting"} <= set(loud.signals)
     assert loud.signals[0].startswith("model ")
     assert loud.score < calm.score
 
 
 @pytest.mark.model
-def test_awkward_input_gets_a_sensible_answer(encoder: TransformerEncoder, scorer: HeadSentiment) -> None:
-    results = scored(AWKWARD, encoder, scorer)
+def test_awkward_input_gets_a_sensible_answer(scorer: LayerSentiment) -> None:
+    results = scored(AWKWARD, scorer)
     for result in results:
         assert -1.0 <= result.score <= 1.0
         assert isinstance(result.label, Polarity)
     assert results[0] == results[1] == scorer.score("", np.zeros(384, np.float32))
     assert results[0].label is Polarity.NEUTRAL
-    assert results[2].label is Polarity.NEGATIVE, results[2]  # three angry faces
     assert "angry emoji" in results[2].signals
 
 
 @pytest.mark.model
-def test_scoring_adds_under_three_milliseconds_to_a_turn(
-    encoder: TransformerEncoder, scorer: HeadSentiment
+def test_emoji_only_turns_read_by_their_cues(scorer: LayerSentiment) -> None:
+    # emoji are unknown tokens to the encoder: the cues decide, and a complaint prior counts
+    angry, happy = scorer.score("😡😡😡"), scorer.score("🙂🎉")
+    assert angry.label is Polarity.NEGATIVE, angry
+    assert happy.label is not Polarity.NEGATIVE, happy
+
+
+@pytest.mark.model
+def test_a_batch_scores_as_its_turns_do_one_by_one(scorer: LayerSentiment) -> None:
+    texts = [*ANGRY, *GRATEFUL, *PLAIN]
+    batch = scorer.score_batch(texts)
+    for text, together in zip(texts, batch, strict=True):
+        alone = scorer.score(text)
+        assert alone.label is together.label
+        assert alone.score == pytest.approx(together.score, abs=1e-3)
+
+
+@pytest.mark.model
+def test_given_vectors_are_the_tuned_layers_output(
+    encoder: TransformerEncoder, scorer: LayerSentiment
 ) -> None:
-    vectors = encoder.encode(list(ANGRY))
+    texts = list(ANGRY[:3])
+    base, tuned = encoder.encode_tops(texts, scorer.first, [encoder.layers[scorer.first :], scorer.layers])
+    assert np.allclose(tuned, scorer.vectors(texts), atol=1e-5)
+    assert not np.allclose(base, tuned, atol=1e-2)  # the layers were tuned
+    assert scorer.score_batch(texts, tuned) == scorer.score_batch(texts)
+
+
+@pytest.mark.model
+def test_the_head_adds_under_a_millisecond_to_the_tuned_layers(scorer: LayerSentiment) -> None:
+    vectors = scorer.vectors(list(ANGRY))
     timings = []
     for _ in range(20):
         for text, vector in zip(ANGRY, vectors, strict=True):
             started = time.perf_counter()
             scorer.score(text, vector)
             timings.append(time.perf_counter() - started)
-    assert float(np.median(timings)) < 0.003  # the budget; typically about 0.5 ms
+    # the tuned layers' cost in a turn is measured by `python -m bench.faq --quick` (sentiment)
+    assert float(np.median(timings)) < 0.001
+
+
+def test_a_head_without_layers_still_loads_as_a_head(tmp_path: Path) -> None:
+    save_head(neutral_head(), tmp_path / "plain.npz")
+    assert isinstance(load_scorer(tmp_path / "plain.npz"), HeadSentiment)
+
+
+def test_layers_that_do_not_fit_the_encoder_are_refused(tmp_path: Path, encoder: TransformerEncoder) -> None:
+    save_head(neutral_head(), tmp_path / "bad.npz", {"layer.0.nonsense": np.zeros(3, np.float16)})
+    with pytest.raises(SentimentError, match="do not fit"):
+        load_scorer(tmp_path / "bad.npz", encoder)
 
 
 # --- plug-in: a local Hugging Face checkpoint -------------------------------------------------

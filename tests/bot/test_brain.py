@@ -1,0 +1,124 @@
+"""One turn through the models: a sentiment scorer with tuned top layers shares the lower layers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlite_utils import Database
+
+from bot.brain import Brain
+from handoff.knowledge import KnowledgeBase
+from models.encoder import TransformerEncoder
+from models.kb import Entry
+from models.requests import HumanRequestDetector
+from models.sentiment import Head, LayerSentiment, learned_cue_names, tuned_layers
+from models.tuned import TunedEncoder, load_or_tune
+
+TOPICS = ("refund", "password", "invoice", "outage", "teammate", "card", "export", "delete")
+FRAMES = ("how do i {}", "help with {} please", "question about {}", "my {} is not working", "{} page")
+WORDS = sorted({w for frame in FRAMES for w in frame.replace("{}", "").split()} | set(TOPICS))
+TURNS = ["how do i refund", "my password is not working", "", "help with invoice please"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> TransformerEncoder:
+    """A randomly initialised four-layer BERT with a word-level vocabulary."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]))
+    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(str(folder))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64,
+    )  # fmt: skip
+    BertModel(config).save_pretrained(str(folder))
+    return TransformerEncoder(Path(folder), workers=1)
+
+
+def layer_scorer(encoder: TransformerEncoder, count: int) -> LayerSentiment:
+    """A scorer whose `count` top layers differ from the encoder's, with a random head."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    top = torch.nn.ModuleList(encoder.layers[-count:]).state_dict()
+    arrays = {
+        key: value.numpy() + rng.normal(0, 0.05, value.shape).astype(np.float32) for key, value in top.items()
+    }
+    layers, first = tuned_layers(arrays, encoder)
+    head = Head(
+        w1=rng.normal(0, 1, (32, 8)).astype(np.float32),
+        b1=np.zeros(8, np.float32),
+        w2=rng.normal(0, 1, (8, 3)).astype(np.float32),
+        b2=np.zeros(3, np.float32),
+        ngram_weights=np.zeros((16, 3), np.float32),
+        cue_weights=np.zeros((len(learned_cue_names()), 3), np.float32),
+        negative_threshold=-0.2,
+        positive_threshold=0.2,
+    )
+    return LayerSentiment(head, layers, first, encoder)
+
+
+def entries() -> list[Entry]:
+    return [
+        Entry(id=t, question=FRAMES[0].format(t), alternates=tuple(f.format(t) for f in FRAMES[1:]), answer=t)
+        for t in TOPICS
+    ]
+
+
+@pytest.fixture
+def lower_passes(tiny: TransformerEncoder) -> Iterator[list[int]]:
+    """Counts the forward passes through the embeddings (one per pass through the lower layers)."""
+    calls: list[int] = []
+    hook = tiny.model.embeddings.register_forward_hook(lambda *_: calls.append(1))
+    yield calls
+    hook.remove()
+
+
+def brain(encoder: object, base: TransformerEncoder, scorer: LayerSentiment) -> Brain:
+    knowledge = KnowledgeBase(Database(memory=True), encoder)  # type: ignore[arg-type]
+    knowledge.import_entries(entries(), "test")
+    return Brain(encoder, knowledge, scorer, HumanRequestDetector(base))  # type: ignore[arg-type]
+
+
+def test_the_scorer_layers_run_on_the_turns_one_lower_pass(
+    tiny: TransformerEncoder, lower_passes: list[int]
+) -> None:
+    scorer = layer_scorer(tiny, 1)
+    expected = scorer.score_batch(TURNS)
+    plain = brain(tiny, tiny, scorer)
+    lower_passes.clear()
+    readings = plain.read(TURNS)
+    assert len(lower_passes) == 1
+    assert [r.sentiment for r in readings] == expected
+    base = plain.knowledge.index().search(tiny.encode([t for t in TURNS if t]))  # FAQ reads the base
+    assert [r.retrieval for r, t in zip(readings, TURNS, strict=True) if t] == base
+    plain.close()
+
+
+def test_with_a_tuned_kb_encoder_three_stacks_share_one_lower_pass(
+    tiny: TransformerEncoder, tmp_path: Path, lower_passes: list[int]
+) -> None:
+    texts = [text for entry in entries() for text in entry.examples]
+    labels = [entry.id for entry in entries() for _ in entry.examples]
+    tuned = load_or_tune(tiny, texts, labels, tmp_path)
+    scorer = layer_scorer(tiny, 2)
+    assert tuned.first < scorer.first  # sentiment's stack starts with base layers
+    expected = scorer.score_batch(TURNS)
+    faq = tuned.encode([t for t in TURNS if t])
+    both = brain(tuned, tiny, scorer)
+    lower_passes.clear()
+    readings = both.read(TURNS)
+    assert len(lower_passes) == 1
+    for got, want in zip([r.sentiment for r in readings], expected, strict=True):
+        assert got.label is want.label and got.score == pytest.approx(want.score, abs=1e-4)
+    kb = both.knowledge.index().search(faq)
+    live = [r.retrieval for r, t in zip(readings, TURNS, strict=True) if t]
+    assert [r.best.entry_id for r in live if r.best] == [r.best.entry_id for r in kb if r.best]
+    assert isinstance(tuned, TunedEncoder)
+    both.close()
