@@ -136,7 +136,7 @@ async def test_a_sensitive_request_is_passed_to_a_person_who_then_owns_the_threa
     assert "passing you to a person" in notice["text"]
     (handed,) = open_handoffs(harness.services.db)
     assert (handed.channel, handed.thread_ts, handed.customers) == ("C_SUPPORT", ts, ("U_CUST1",))
-    # a demand for a refund also reads as negative ("wants to leave"): the keyword comes first
+    # the keyword comes first; a demand for a refund may also read as negative ("wants to leave")
     assert next(r.detail for r in handed.reasons) == "keyword 'refund'"
     later = await harness.answer_to("U_CUST1", "C_SUPPORT", "how do I reset my password?", thread_ts=ts)
     assert later == [notice]  # Baton leaves the thread to the person
