@@ -14,7 +14,6 @@ Raises `AdaptationError` when a knowledge base cannot be fine-tuned.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -145,18 +144,23 @@ def _entry_means(layers: Any, states: Sequence[Any], targets: np.ndarray) -> Any
 
 
 def _batches(lengths: np.ndarray, epochs: float, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches of similar lengths (less padding), epochs * n / BATCH_SIZE of them."""
-    batches: list[np.ndarray] = []
-    for _ in range(math.ceil(epochs)):
+    """Shuffled batches of similar lengths, epochs * n / BATCH_SIZE of them."""
+    return length_batches(lengths, BATCH_SIZE, max(1, round(epochs * len(lengths) / BATCH_SIZE)), rng)
+
+
+def length_batches(lengths: np.ndarray, size: int, steps: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`steps` shuffled batches of similar lengths (less padding), epoch after epoch."""
+    out: list[np.ndarray] = []
+    while len(out) < steps:
         order = rng.permutation(len(lengths))
         epoch: list[np.ndarray] = []
-        for start in range(0, len(order), BATCH_SIZE * 50):
-            chunk = order[start : start + BATCH_SIZE * 50]
+        for start in range(0, len(order), size * 50):
+            chunk = order[start : start + size * 50]
             chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            epoch += [chunk[i : i + BATCH_SIZE] for i in range(0, len(chunk), BATCH_SIZE)]
+            epoch += [chunk[i : i + size] for i in range(0, len(chunk), size)]
         rng.shuffle(epoch)
-        batches += epoch
-    return batches[: max(1, round(epochs * len(lengths) / BATCH_SIZE))]
+        out += epoch
+    return out[:steps]
 
 
 def _train(

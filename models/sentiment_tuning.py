@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from models.adaptation import lower_states, pooled, top_vectors
+from models.adaptation import length_batches, lower_states, pooled, top_vectors
 from models.encoder import TransformerEncoder, default_model_dir
 from models.sentiment import NEGATIVE, NEUTRAL, POSITIVE, Head, save_head
 from models.sentiment_eval import read_examples
@@ -184,21 +184,6 @@ def loss_of(logits: Any, targets: Any, binary: Any, weights: Any) -> Any:
     return (losses * weights).sum() / weights.sum()
 
 
-def batch_order(lengths: np.ndarray, size: int, steps: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """`steps` shuffled batches of similar lengths (less padding)."""
-    out: list[np.ndarray] = []
-    while len(out) < steps:
-        order = rng.permutation(len(lengths))
-        epoch: list[np.ndarray] = []
-        for start in range(0, len(order), size * 50):
-            chunk = order[start : start + size * 50]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            epoch += [chunk[i : i + size] for i in range(0, len(chunk), size)]
-        rng.shuffle(epoch)
-        out += epoch
-    return out[:steps]
-
-
 def tuner_scores(tuner: Tuner, states: Sequence[Any]) -> np.ndarray:
     """P(positive) - P(negative) for each text, in evaluation mode."""
     import torch
@@ -253,7 +238,7 @@ def tune_layers(
         optimiser, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / (steps - warmup + 1)))
     )
     lengths = np.asarray([states[i].shape[0] for i in fitting])
-    plan = batch_order(lengths, settings.batch, steps, np.random.default_rng(seed))
+    plan = length_batches(lengths, settings.batch, steps, np.random.default_rng(seed))
     checkpoints = {math.ceil(steps * (k + 1) / settings.checks) for k in range(settings.checks)}
     weights = torch.as_tensor(np.where(rows.binary, settings.sst2_weight, 1.0).astype(np.float32))
     held_rows, held_states = rows.take(held), [states[i] for i in held]
