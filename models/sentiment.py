@@ -113,7 +113,8 @@ SUPPORT_PRIOR = 1.5
 SUPPORT_CUES: dict[str, re.Pattern[str]] = {
     "still waiting": re.compile(
         r"\bstill (?:waiting|no (?:reply|answer|response|update|news|word))\b"
-        r"|\bstill (?:not|hasn'?t|haven'?t) (?:here|arrived|received|delivered|come|shipped)\b"
+        r"|\bstill (?:not|hasn'?t|haven'?t) (?:here|arrived|received|delivered|come|shipped|sent|"
+        r"processed|refunded)\b"
         r"|\bwaiting (?:for|since) (?:hours|days|weeks|ages|forever)\b|\bno one (?:has )?"
         r"(?:replied|answered|responded|got back)\b|\bnobody (?:has )?(?:replied|answered|"
         r"responded|got back)\b",

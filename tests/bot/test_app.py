@@ -201,7 +201,7 @@ async def test_home_tab_command_and_reactions(harness: Harness) -> None:
     await slack.open_home("U_AGENT1")
     await harness.settle()
     (view,) = slack.views("U_AGENT1")
-    assert view["type"] == "home" and "*FAQ entries:* 63" in blocks_text(view)
+    assert view["type"] == "home" and "*FAQ entries:* 64" in blocks_text(view)
     reply = await slack.slash_command("U_ADMIN", "C_AGENTS", "/baton", "help")
     assert reply.ok and texts(slack.ephemerals("U_ADMIN"))[0].startswith("*Baton commands*")
     ts = await slack.post("U_AGENT1", "C_AGENTS", "handing this one over")
