@@ -108,11 +108,11 @@ class Brain:
             return np.stack([encoder.encode(texts)] * 3)
         if isinstance(encoder, TunedEncoder):
             # Both tuned stacks start from the lower of their first layers; the one that starts
-            # higher runs the base layers below it. (tuned.py has no public accessor for its layers.)
+            # higher runs the base layers below it.
             first, bottom = min(encoder.first, scorer.first), encoder.base
             stacks = [
                 bottom.layers[first:],
-                stack_from(bottom, first, encoder.first, encoder._layers),
+                stack_from(bottom, first, encoder.first, encoder.layers),
                 stack_from(bottom, first, scorer.first, scorer.layers),
             ]
             return np.stack(bottom.encode_tops(texts, first, stacks))

@@ -97,6 +97,11 @@ class TunedEncoder:
         self.dim = base.dim
 
     @property
+    def layers(self) -> Any:
+        """The tuned top layers (from layer `first` up), for callers that stack them with others."""
+        return self._layers
+
+    @property
     def calibrator(self) -> Calibrator:
         """The KB-calibrated confidence: 0.5 at the tuned threshold (no weight on the margin)."""
         return Calibrator((-self.info.slope * self.info.threshold, self.info.slope, 0.0))
