@@ -44,6 +44,19 @@ def epochs_for(n_examples: int) -> float:
     return min(MAX_EPOCHS, MAX_EXAMPLES_SEEN / max(1, n_examples))
 
 
+def copy_top_layers(model: Any, first: int, state: Any = None) -> Any:
+    """A `ModuleList` copy of a BERT-like model's layers from `first` up, holding `state` if given.
+
+    Raises torch's RuntimeError when `state` does not fit those layers.
+    """
+    import torch
+
+    layers = torch.nn.ModuleList(copy.deepcopy(list(model.encoder.layer[first:])))
+    if state is not None:
+        layers.load_state_dict(state)
+    return layers
+
+
 def first_tuned(model: Any, tuned_layers: int) -> int:
     """Index of the first tuned layer of a BERT-like model."""
     n_layers = int(model.config.num_hidden_layers)
@@ -122,7 +135,7 @@ def train_top_layers(
     if len(set(labels)) < 2:
         raise AdaptationError("fine-tuning needs at least two entries")
     first = first_tuned(model, tuned_layers)
-    layers = torch.nn.ModuleList(copy.deepcopy(list(model.encoder.layer[first:])))
+    layers = copy_top_layers(model, first)
     _, targets = np.unique(np.asarray(labels), return_inverse=True)
     with torch.random.fork_rng():  # seeds dropout without disturbing the caller's torch RNG
         torch.manual_seed(seed)

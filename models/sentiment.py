@@ -399,6 +399,13 @@ def polarity_for(score: float, negative_threshold: float, positive_threshold: fl
     return Polarity.NEUTRAL
 
 
+def model_logits(text: str, vector: np.ndarray, head: Head) -> np.ndarray:
+    """The head's logits from the embedding and n-grams; zeros for a turn with no letters."""
+    if not _LETTER.search(text):  # emoji and symbols only: unknown tokens, the model reads noise
+        return np.zeros(len(head.b2), dtype=np.float32)
+    return head.logits(vector[None, :])[0] + head.ngram_logits(ngram_ids(text, head.buckets))
+
+
 def score(text: str, vector: np.ndarray, head: Head) -> Sentiment:
     """Score one turn from its text and its sentence embedding (pure)."""
     if not text.strip():
@@ -408,9 +415,7 @@ def score(text: str, vector: np.ndarray, head: Head) -> Sentiment:
         raise SentimentError(f"expected a {head.dim}-d embedding, got shape {vector.shape}")
     if not np.all(np.isfinite(vector)):
         raise SentimentError("the embedding has non-finite values")
-    logits = head.logits(vector[None, :])[0] + head.ngram_logits(ngram_ids(text, head.buckets))
-    if not _LETTER.search(text):  # emoji and symbols only: unknown tokens, the model reads noise
-        logits = np.zeros_like(logits)
+    logits = model_logits(text, vector, head)
     probs = softmax(logits)
     lean = float(probs[POSITIVE] - probs[NEGATIVE])
     found = find_cues(text)
@@ -490,17 +495,17 @@ class LayerSentiment:
 
 def tuned_layers(arrays: dict[str, np.ndarray], encoder: Any) -> tuple[Any, int]:
     """A copy of the encoder's top layers holding the saved weights, and the first one's index."""
-    import copy
-
     import torch
+
+    from models.adaptation import copy_top_layers
 
     count = len({key.split(".", 1)[0] for key in arrays})
     first = len(encoder.layers) - count
     if not 1 <= count <= len(encoder.layers):
         raise SentimentError(f"{count} tuned layers do not fit a {len(encoder.layers)}-layer encoder")
-    layers = torch.nn.ModuleList(copy.deepcopy(list(encoder.layers[first:])))
     try:
-        layers.load_state_dict({key: torch.from_numpy(value) for key, value in arrays.items()})
+        state = {key: torch.from_numpy(value) for key, value in arrays.items()}
+        layers = copy_top_layers(encoder.model, first, state)
     except RuntimeError as exc:
         raise SentimentError(f"the tuned layers do not fit the encoder: {exc}") from exc
     return layers.eval(), first

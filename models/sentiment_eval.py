@@ -27,9 +27,7 @@ from models.sentiment import (
     Polarity,
     SentimentError,
     SentimentModel,
-    TransformersSentiment,
-    default_head_path,
-    load_npz,
+    load_scorer,
 )
 
 VADER_NEGATIVE = -0.05  # VADER's documented cut-off for a negative compound score
@@ -128,25 +126,19 @@ def predictor(backend: str, encoder: Encoder | None = None) -> Callable[[list[st
     """A function from texts to negative verdicts for a backend name or checkpoint path."""
     if backend == "vader":
         return predict_vader
-    if backend == "default" or backend.endswith(".npz"):
-        enc = encoder or TransformerEncoder(default_model_dir())
-        try:
-            scorer = load_npz(default_head_path() if backend == "default" else Path(backend), enc)
-        except SentimentError as exc:
-            raise EvalError(str(exc)) from exc
-        if isinstance(scorer, HeadSentiment):
-            return lambda texts: predict_model(texts, scorer, embed(texts, enc))
-        return lambda texts: predict_model(texts, scorer, None)  # it runs its own top layers
-    path = Path(backend)
-    if not path.is_dir():
+    path = None if backend == "default" else Path(backend)
+    if path is not None and not (path.is_dir() or path.suffix == ".npz"):
         raise EvalError(
             f"backend must be default, vader, a head .npz or a checkpoint directory, not {backend}"
         )
     try:
-        model = TransformersSentiment(path)
+        scorer = load_scorer(path, encoder)
     except SentimentError as exc:
         raise EvalError(str(exc)) from exc
-    return lambda texts: predict_model(texts, model, None)
+    if isinstance(scorer, HeadSentiment):  # it reads the bundled encoder's sentence vector
+        enc = encoder or TransformerEncoder(default_model_dir())
+        return lambda texts: predict_model(texts, scorer, embed(texts, enc))
+    return lambda texts: predict_model(texts, scorer, None)  # it runs its own layers or model
 
 
 def run(test: Path | str, backend: str = "default", encoder: Encoder | None = None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from models.adaptation import length_batches, lower_states, pooled, top_vectors
+from models.adaptation import copy_top_layers, length_batches, lower_states, pooled, top_vectors
 from models.encoder import TransformerEncoder, default_model_dir
 from models.sentiment import NEGATIVE, NEUTRAL, POSITIVE, Head, save_head
 from models.sentiment_eval import read_examples
@@ -160,7 +160,7 @@ class Tuner:
     def __init__(self, model: Any, first: int, settings: Settings) -> None:
         import torch
 
-        self.layers: Any = torch.nn.ModuleList(copy.deepcopy(list(model.encoder.layer[first:])))
+        self.layers: Any = copy_top_layers(model, first)
         self.classifier = torch.nn.Linear(int(model.config.hidden_size), 3)
         self.scale = settings.scale
 

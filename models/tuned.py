@@ -31,6 +31,7 @@ from models.adaptation import (
     RECIPE_VERSION,
     TUNED_LAYERS,
     AdaptationError,
+    copy_top_layers,
     epochs_for,
     first_tuned,
     lower_states,
@@ -263,17 +264,12 @@ def _save(folder: Path, layers: Any, info: TuningInfo) -> None:
 
 def _load(folder: Path, base: TransformerEncoder) -> tuple[Any, TuningInfo]:
     """The cached layers on top of a copy of the base model's top layers, and their info."""
-    import copy
-
-    import torch
     from safetensors.torch import load_file
 
     try:
         info = TuningInfo(**json.loads((folder / "tuning.json").read_text(encoding="utf-8")))
-        layers = torch.nn.ModuleList(
-            copy.deepcopy(list(base.layers[first_tuned(base.model, info.tuned_layers) :]))
-        )
-        layers.load_state_dict(load_file(str(folder / "layers.safetensors")))
+        first = first_tuned(base.model, info.tuned_layers)
+        layers = copy_top_layers(base.model, first, load_file(str(folder / "layers.safetensors")))
     except (OSError, ValueError, TypeError, RuntimeError) as exc:
         raise TuningError(f"cannot read the cached tuning in {folder}: {exc}") from exc
     return layers.eval(), info
