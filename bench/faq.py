@@ -179,6 +179,7 @@ class Models:
     index: FaqIndex
     entries: list[Entry]
     default_threads: int
+    torch_layers: Any  # the same model with every layer in torch (no ONNX Runtime): the old path
 
 
 def start_up() -> tuple[Models, dict[str, Any]]:
@@ -198,6 +199,7 @@ def start_up() -> tuple[Models, dict[str, Any]]:
     encoded = time.perf_counter()
     index = FaqIndex.build(vectors, labels)
     built = time.perf_counter()
+    torch_layers = TransformerEncoder(default_model_dir(), threads=model_threads(), onnx=False)
     figures = {
         "load_encoder_ms": round((loaded - started) * 1000),
         "encode_examples_ms": round((encoded - loaded) * 1000),
@@ -208,7 +210,7 @@ def start_up() -> tuple[Models, dict[str, Any]]:
         "note": "load includes importing torch (the bundled BERT loads without transformers); "
         "a restart with the SQLite embedding cache skips encode_examples",
     }
-    return Models(encoder, index, entries, default_threads), figures
+    return Models(encoder, index, entries, default_threads, torch_layers), figures
 
 
 # --- single caller ------------------------------------------------------------------------------
@@ -226,13 +228,15 @@ def naive_model() -> Any:
 
 
 def decision_latency(models: Models, naive: Any, questions: list[str], rounds: int) -> dict[str, Any]:
-    """Encode + retrieve one question at a time: ours against naive, at both thread settings."""
-    index, encoder = models.index, models.encoder
+    """Encode + retrieve one question at a time: ours against torch layers and naive, both thread settings."""
+    index, encoder, torch_layers = models.index, models.encoder, models.torch_layers
     ours = lambda q: index.search(encoder.encode([q]))  # noqa: E731
+    old = lambda q: index.search(torch_layers.encode([q]))  # noqa: E731
     theirs = lambda q: index.search(naive.encode(q)[None, :])  # noqa: E731
     variants = {
         "ours": Variant(ours, model_threads()),
-        f"ours_{models.default_threads}_threads": Variant(ours, models.default_threads),
+        "ours_torch_layers": Variant(old, model_threads()),
+        f"ours_torch_layers_{models.default_threads}_threads": Variant(old, models.default_threads),
         "naive": Variant(theirs, models.default_threads),
         f"naive_{model_threads()}_thread": Variant(theirs, model_threads()),
     }
@@ -245,6 +249,7 @@ def decision_latency(models: Models, naive: Any, questions: list[str], rounds: i
         "threads": {"ours": model_threads(), "naive": models.default_threads},
         **figures,
         "ratio_ours_over_naive_p50": ratio(p50, figures["naive"]["p50_ms"]),
+        "ratio_ours_over_torch_layers_p50": ratio(p50, figures["ours_torch_layers"]["p50_ms"]),
         "target_p50_ms": LATENCY_TARGET_MS,
         "pass": p50 <= LATENCY_TARGET_MS,
     }
@@ -337,7 +342,7 @@ def throughput(models: Models, naive: Any, questions: list[str], rounds: int) ->
 
         return start
 
-    ours, single = serving(models.encoder), serving(one_worker)
+    ours, single, old = serving(models.encoder), serving(one_worker), serving(models.torch_layers)
 
     def theirs() -> Serving:
         return naive_submit(models, naive), lambda: None
@@ -347,7 +352,7 @@ def throughput(models: Models, naive: Any, questions: list[str], rounds: int) ->
         "ours_1_worker": Variant(single, model_threads()),
         # the old path: each micro-batch padded to its longest turn in one forward pass
         "ours_unsorted_single_batch": Variant(single, model_threads(), split=False),
-        f"ours_1_worker_{models.default_threads}_threads": Variant(single, models.default_threads),
+        "ours_torch_layers": Variant(old, model_threads()),
         "naive": Variant(theirs, models.default_threads),
         f"naive_{model_threads()}_thread": Variant(theirs, model_threads()),
     }
@@ -365,6 +370,7 @@ def throughput(models: Models, naive: Any, questions: list[str], rounds: int) ->
             figures["ours_1_worker"]["qps"], figures["ours_unsorted_single_batch"]["qps"]
         ),
         "ratio_workers_over_1_worker": ratio(qps, figures["ours_1_worker"]["qps"]),
+        "ratio_ours_over_torch_layers": ratio(qps, figures["ours_torch_layers"]["qps"]),
         "target_qps": THROUGHPUT_TARGET,
         "pass": qps >= THROUGHPUT_TARGET,
     }

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from models.runtime import LayerRuntime
+
 MAX_TOKENS = 128
 # A batch runs as sub-batches of similar length: padding 64 chat turns to the longest one wasted
 # more than half the matrix work. Each forward pass also has a fixed cost, about that of 32
@@ -60,12 +62,20 @@ class TransformerEncoder:
     """Mean-pooled sentence embeddings from a local transformer directory."""
 
     def __init__(
-        self, model_dir: Path, threads: int | None = None, workers: int | None = None, *, plain: bool = True
+        self,
+        model_dir: Path,
+        threads: int | None = None,
+        workers: int | None = None,
+        *,
+        plain: bool = True,
+        onnx: bool = True,
     ) -> None:
         """`threads`: torch intra-op threads; `workers`: sub-batches at once (default: cores / threads).
 
         `plain`: load a BERT directory with `models.bert`, which skips importing transformers (seconds
         at start-up) and gives the same vectors; any other directory loads with transformers.
+        `onnx`: run the plain BERT's layers on ONNX Runtime when it is installed (`models.runtime`:
+        the same vectors, about twice as fast for a lone turn); torch runs everything else.
         """
         import torch
 
@@ -77,6 +87,7 @@ class TransformerEncoder:
         self._tokenizer, self._model = loaded or _load_transformers(model_dir)
         self._torch = torch
         self._pad_id = int(self._tokenizer.pad_token_id or 0)
+        self._runtime = LayerRuntime.create(torch.get_num_threads()) if onnx and loaded else None
         # With one intra-op thread, a big batch still gets every core by running its sub-batches
         # side by side; unlike more intra-op threads, no operation waits for a descheduled
         # thread on a busy machine (bench/RESULTS.md). A lone turn stays on the calling thread.
@@ -154,7 +165,10 @@ class TransformerEncoder:
         """Mean-pooled unit vectors for token ids, padded to the longest of them."""
         input_ids, mask = self._padded(ids)
         with self._torch.inference_mode():
-            hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            if self._runtime is None:
+                hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            else:
+                hidden = run_layers(self.layers, self._model.embeddings(input_ids), mask, self._runtime)
             return mean_pool(hidden, mask).numpy()
 
     def _forward_split(
@@ -163,16 +177,25 @@ class TransformerEncoder:
         """Shared lower layers, then every stack of top layers, for one padded batch."""
         input_ids, mask = self._padded(ids)
         with self._torch.inference_mode():
-            hidden = run_layers(self.layers[:first], self._model.embeddings(input_ids=input_ids), mask)
-            return [mean_pool(run_layers(top, hidden, mask), mask).numpy() for top in tops]
+            embedded = self._model.embeddings(input_ids=input_ids)
+            hidden = run_layers(self.layers[:first], embedded, mask, self._runtime)
+            return [mean_pool(run_layers(top, hidden, mask, self._runtime), mask).numpy() for top in tops]
 
 
-def run_layers(layers: Sequence[Any], hidden: Any, mask: Any) -> Any:
-    """Run BERT layers on padded hidden states under a 0/1 attention mask (as the model does)."""
+def run_layers(layers: Sequence[Any], hidden: Any, mask: Any, runtime: LayerRuntime | None = None) -> Any:
+    """Run BERT layers on padded hidden states under a 0/1 attention mask (as the model does).
+
+    With a `runtime`, each layer it has a session for runs there and the rest run in torch.
+    """
     import torch
 
     additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
     for layer in layers:
+        call = runtime.session(layer) if runtime else None
+        if call is not None:
+            arrays = (np.ascontiguousarray(t.numpy()) for t in (hidden, additive))
+            hidden = torch.from_numpy(call(*arrays))
+            continue
         hidden = layer(hidden, attention_mask=additive)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
     return hidden
