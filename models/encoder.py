@@ -27,6 +27,10 @@ MAX_TOKENS = 128
 # (bench/RESULTS.md).
 MAX_ROWS = 64
 PASS_COST_TOKENS = 32
+# ONNX Runtime halves a lone turn's time (operator dispatch is its cost) but matches torch from
+# about 512 padded tokens on (arithmetic is the cost there), and its memory arena would keep
+# the largest pass's buffers per layer: bigger passes stay in torch (bench/RESULTS.md).
+ONNX_MAX_TOKENS = 512
 
 
 class EncoderError(Exception):
@@ -164,22 +168,28 @@ class TransformerEncoder:
     def _forward(self, ids: list[list[int]]) -> np.ndarray:
         """Mean-pooled unit vectors for token ids, padded to the longest of them."""
         input_ids, mask = self._padded(ids)
+        runtime = self._runtime_for(input_ids)
         with self._torch.inference_mode():
-            if self._runtime is None:
+            if runtime is None:
                 hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state
             else:
-                hidden = run_layers(self.layers, self._model.embeddings(input_ids), mask, self._runtime)
+                hidden = run_layers(self.layers, self._model.embeddings(input_ids), mask, runtime)
             return mean_pool(hidden, mask).numpy()
+
+    def _runtime_for(self, input_ids: Any) -> LayerRuntime | None:
+        """The ONNX runtime for a pass small enough to gain from it, else None (torch)."""
+        return self._runtime if input_ids.numel() <= ONNX_MAX_TOKENS else None
 
     def _forward_split(
         self, ids: list[list[int]], first: int, tops: Sequence[Sequence[Any]]
     ) -> list[np.ndarray]:
         """Shared lower layers, then every stack of top layers, for one padded batch."""
         input_ids, mask = self._padded(ids)
+        runtime = self._runtime_for(input_ids)
         with self._torch.inference_mode():
             embedded = self._model.embeddings(input_ids=input_ids)
-            hidden = run_layers(self.layers[:first], embedded, mask, self._runtime)
-            return [mean_pool(run_layers(top, hidden, mask, self._runtime), mask).numpy() for top in tops]
+            hidden = run_layers(self.layers[:first], embedded, mask, runtime)
+            return [mean_pool(run_layers(top, hidden, mask, runtime), mask).numpy() for top in tops]
 
 
 def run_layers(layers: Sequence[Any], hidden: Any, mask: Any, runtime: LayerRuntime | None = None) -> Any:

@@ -100,3 +100,21 @@ def test_the_graph_writer_gives_a_model_onnx_runtime_runs() -> None:
     (y,) = session.run(None, {"x": x_values})
     z = np.exp(x_values + np.array([1.0, -2.0, 0.5], dtype=np.float32))
     assert np.allclose(y, z / z.sum(1, keepdims=True), atol=1e-6)
+
+
+@pytest.mark.model
+def test_only_small_passes_go_to_onnx_runtime(
+    encoder: TransformerEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ONNX_MAX_TOKENS padded tokens it is no faster than torch and its arena would grow."""
+    from models.encoder import ONNX_MAX_TOKENS
+
+    runtime = encoder._runtime
+    assert runtime is not None
+    asked: list[object] = []
+    real = runtime.session
+    monkeypatch.setattr(runtime, "session", lambda layer: asked.append(layer) or real(layer))
+    encoder.encode(["the export keeps failing " * 30] * 8)  # one pass of 8 × 128 tokens
+    assert asked == [] and ONNX_MAX_TOKENS < 8 * 128
+    encoder.encode(["how do I reset my password?"])
+    assert len(asked) == len(encoder.layers)
