@@ -67,6 +67,8 @@ class LayerRuntime:
         options = self._ort.SessionOptions()
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
+        # an arena per layer would keep each layer's largest buffers for good (tens of MB apiece)
+        options.enable_cpu_mem_arena = False
         # a thread that spins waiting for work steals a core from the other worker
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = self._ort.InferenceSession(layer_graph(layer), options, providers=["CPUExecutionProvider"])
