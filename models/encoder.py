@@ -200,11 +200,11 @@ def run_layers(layers: Sequence[Any], hidden: Any, mask: Any, runtime: LayerRunt
     import torch
 
     additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+    additive_array = np.ascontiguousarray(additive.numpy()) if runtime else None  # once, not per layer
     for layer in layers:
         call = runtime.session(layer) if runtime else None
-        if call is not None:
-            arrays = (np.ascontiguousarray(t.numpy()) for t in (hidden, additive))
-            hidden = torch.from_numpy(call(*arrays))
+        if call is not None and additive_array is not None:
+            hidden = torch.from_numpy(call(np.ascontiguousarray(hidden.numpy()), additive_array))
             continue
         hidden = layer(hidden, attention_mask=additive)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
