@@ -189,7 +189,27 @@ class TransformerEncoder:
         with self._torch.inference_mode():
             embedded = self._model.embeddings(input_ids=input_ids)
             hidden = run_layers(self.layers[:first], embedded, mask, runtime)
-            return [mean_pool(run_layers(top, hidden, mask, runtime), mask).numpy() for top in tops]
+            return [mean_pool(state, mask).numpy() for state in run_stacks(tops, hidden, mask, runtime)]
+
+
+def run_stacks(
+    tops: Sequence[Sequence[Any]], hidden: Any, mask: Any, runtime: LayerRuntime | None
+) -> list[Any]:
+    """Each stack's output on the same input, running a layer prefix stacks share (same objects) once.
+
+    A stack of base layers below a tuned one (`bot.brain.stack_from`) so costs only its tuned layers.
+    """
+    done: dict[tuple[int, ...], Any] = {(): hidden}
+    outs = []
+    for top in tops:
+        layers = list(top)
+        shared = max(k for k in range(len(layers) + 1) if tuple(map(id, layers[:k])) in done)
+        state = done[tuple(map(id, layers[:shared]))]
+        for k in range(shared, len(layers)):
+            state = run_layers(layers[k : k + 1], state, mask, runtime)
+            done[tuple(map(id, layers[: k + 1]))] = state
+        outs.append(state)
+    return outs
 
 
 def run_layers(layers: Sequence[Any], hidden: Any, mask: Any, runtime: LayerRuntime | None = None) -> Any:
