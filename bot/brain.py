@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.render import unescape
 from handoff.knowledge import KnowledgeBase
 from handoff.triggers import Decision, History, decide
 from handoff.tuning import TriggerSettings
@@ -57,10 +58,10 @@ class TurnCheck:
 
 
 def clean_turn(text: str) -> str:
-    """Slack markup to plain words: mentions dropped, links to their labels."""
+    """Slack markup to plain words: mentions dropped, links to their labels, &amp; to &."""
     text = _LINK.sub(r"\2", text)
     text = _BARE_LINK.sub(r"\1", text)
-    return " ".join(_MENTION.sub(" ", text).split())
+    return unescape(" ".join(_MENTION.sub(" ", text).split()))
 
 
 def stack_from(encoder: TransformerEncoder, first: int, start: int, layers: Any) -> list[Any]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+from bot.render import unescape
 from handoff.tuning import KNOBS, Knob, SettingError, compile_keyword, parse_value, show_value, tidy_keyword
 from models.kb import MAX_TEXT
 
@@ -442,11 +443,6 @@ def unquote(text: str) -> str:
     if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
         return text[1:-1].strip()
     return text
-
-
-def unescape(text: str) -> str:
-    """Undo Slack's escaping of &, < and > in command text."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def shorten(text: str, limit: int = 40) -> str:

@@ -29,6 +29,11 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unescape(text: str) -> str:
+    """Undo Slack's escaping of &, < and > in message and command text."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def shorten(text: str, limit: int) -> str:
     """At most `limit` characters, ending in an ellipsis when cut."""
     text = " ".join(text.split())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlite_utils import Database
 
-from bot.brain import Brain
+from bot.brain import Brain, clean_turn
 from handoff.knowledge import KnowledgeBase
 from models.encoder import TransformerEncoder
 from models.kb import Entry
@@ -122,3 +122,16 @@ def test_with_a_tuned_kb_encoder_three_stacks_share_one_lower_pass(
     assert [r.best.entry_id for r in live if r.best] == [r.best.entry_id for r in kb if r.best]
     assert isinstance(tuned, TunedEncoder)
     both.close()
+
+
+@pytest.mark.parametrize(
+    ("slack", "plain"),
+    [
+        ("<@U123> my Q&amp;A page shows &lt;none&gt;", "my Q&A page shows <none>"),
+        ("see <https://tally.example/help|the help page> &amp; <https://x.example>", "see the help page & https://x.example"),
+        ("&amp;lt; stays as typed", "&lt; stays as typed"),
+        ("<!here>   refund   please", "refund please"),
+    ],
+)
+def test_a_turn_reaches_the_models_as_the_words_the_customer_typed(slack: str, plain: str) -> None:
+    assert clean_turn(slack) == plain
