@@ -128,7 +128,10 @@ def test_with_a_tuned_kb_encoder_three_stacks_share_one_lower_pass(
     ("slack", "plain"),
     [
         ("<@U123> my Q&amp;A page shows &lt;none&gt;", "my Q&A page shows <none>"),
-        ("see <https://tally.example/help|the help page> &amp; <https://x.example>", "see the help page & https://x.example"),
+        (
+            "see <https://tally.example/help|the help page> &amp; <https://x.example>",
+            "see the help page & https://x.example",
+        ),
         ("&amp;lt; stays as typed", "&lt; stays as typed"),
         ("<!here>   refund   please", "refund please"),
     ],
