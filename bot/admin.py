@@ -19,7 +19,7 @@ from bot import cards, commands
 from bot.app import Baton
 from bot.bridge import Bridge, now
 from bot.commands import Command, UsageError
-from bot.render import Message, warned
+from bot.render import Message, mrkdwn, warned
 from handoff import csat, handoffs, learning, tuning
 from handoff.conversation import Resolve, Status
 from handoff.outbox import State
@@ -161,9 +161,8 @@ class Admin:
     async def add_faq(self, command: commands.AddFaq, user: str) -> str:
         """Add a FAQ entry (it answers from the next question)."""
         knowledge = self.baton.services.knowledge
-        entry = Entry(
-            entry_id(command.question, {e.id for e in knowledge.entries()}), command.question, command.answer
-        )
+        taken = {e.id for e in knowledge.entries()}
+        entry = Entry(entry_id(command.question, taken), command.question, mrkdwn(command.answer))
         try:
             await asyncio.to_thread(knowledge.upsert, entry, user)
         except KbError as exc:

@@ -21,6 +21,7 @@ from bot import cards
 from bot.admin import SUGGESTIONS_SHOWN, entry_id, suggested
 from bot.app import Baton
 from bot.bridge import now, outgoing_in
+from bot.render import mrkdwn, unescape
 from handoff import handoffs, learning, tuning
 from handoff.conversation import Place
 from handoff.learning import Draft, Outcome
@@ -61,19 +62,19 @@ class Learning:
         await ack()
         user, action = body.get("user") or {}, (body.get("actions") or [{}])[0]
         if not await self.is_staff(user.get("team_id")):
-            await respond(**cards.ephemeral(NOT_STAFF), replace_original=False)
+            await respond(**cards.ephemeral(NOT_STAFF))
             return
         value = str(action.get("value") or "")
         found = self.draft_of(value)
         if found is None:
-            await respond(**cards.ephemeral(NOTHING_TO_SAVE), replace_original=False)
+            await respond(**cards.ephemeral(NOTHING_TO_SAVE))
             return
         saved = learning.saved_as(self.db, found.key, found.episode)
         if saved is not None:
             already = cards.ephemeral(f"This answer is already FAQ entry `{saved}`.")
-            await respond(**already, replace_original=False)
+            await respond(**already)
             return
-        view = cards.save_faq_modal(found.question, found.answer, value)
+        view = cards.save_faq_modal(unescape(found.question), unescape(found.answer), value)
         await client.views_open(trigger_id=body["trigger_id"], view=view)
 
     async def submit(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -88,7 +89,8 @@ class Learning:
             await ack(response_action="errors", errors=errors)
             return
         knowledge = self.baton.services.knowledge
-        entry = Entry(entry_id(question, {e.id for e in knowledge.entries()}), question, answer, alternates)
+        taken = {e.id for e in knowledge.entries()}
+        entry = Entry(entry_id(question, taken), question, mrkdwn(answer), alternates)
         try:
             await asyncio.to_thread(knowledge.upsert, entry, user["id"], "agents")
         except KbError as exc:
@@ -117,7 +119,7 @@ class Learning:
         await ack()
         user, action = body.get("user") or {}, (body.get("actions") or [{}])[0]
         if not await self.is_staff(user.get("team_id")):
-            await respond(**cards.ephemeral(NOT_STAFF), replace_original=False)
+            await respond(**cards.ephemeral(NOT_STAFF))
             return
         found = self.draft_of(str(action.get("value") or ""))
         if found is not None:

@@ -6,6 +6,7 @@ screen readers show); a view is `{"type": "home", "blocks": [...]}`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,14 @@ def escape(text: str) -> str:
 def unescape(text: str) -> str:
     """Undo Slack's escaping of &, < and > in message and command text."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+_MARKUP = re.compile(r"<(?:https?://|mailto:|[@#!])[^<>]*>|&(?:amp|lt|gt);|[&<>]")
+
+
+def mrkdwn(typed: str) -> str:
+    """Typed text as mrkdwn: Slack's links, mentions and entities kept, any other &, < and > escaped."""
+    return _MARKUP.sub(lambda m: escape(m.group()) if len(m.group()) == 1 else m.group(), typed)
 
 
 def shorten(text: str, limit: int) -> str:

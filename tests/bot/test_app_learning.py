@@ -101,3 +101,48 @@ async def test_customers_opening_the_home_tab_see_no_dashboard(harness: Harness)
     assert QUESTION in blocks_text(staff) and "Open handoffs" in blocks_text(staff)
     assert QUESTION not in blocks_text(customer) and "Open handoffs" not in blocks_text(customer)
     assert "baton_save_faq" not in str(customer["blocks"])
+
+
+async def test_save_as_faq_pressed_again_says_the_answer_is_already_saved(harness: Harness) -> None:
+    slack = harness.slack
+    _, card = await answered_by_an_agent(harness)
+    await slack.click("U_AGENT1", "C_AGENTS", card["ts"], "baton_save_faq")
+    (modal,) = await slack.wait_for(lambda: slack.views("U_AGENT1"))
+    await slack.submit_view("U_AGENT1", modal["id"], {})
+    await harness.settle()
+    again = await slack.click("U_AGENT1", "C_AGENTS", card["ts"], "baton_save_faq")
+    await harness.settle()
+    assert again.status == 200 and slack.views("U_AGENT1") == []
+    (told,) = [m for m in slack.ephemerals("U_AGENT1") if "already FAQ entry" in m["text"]]
+    assert "`can-your-team-translate-my-invoices`" in told["text"]
+
+
+async def test_save_as_faq_shows_the_words_as_typed_and_saves_the_answer_as_mrkdwn(harness: Harness) -> None:
+    """Slack sends &, < and > escaped: the modal shows them as typed, the entry keeps links."""
+    slack = harness.slack
+    change_setting(harness.services.db, "max-fallbacks", "0", "U_ADMIN", datetime.now(UTC))
+    await slack.post("U_CUST1", "C_SUPPORT", "Can Tom &amp; Jerry see invoices where 2 &lt; 3 in Klingon?")
+    await harness.settle()
+    card = card_of(harness)
+    typed = "Yes &amp; <b>no</b>: see <https://tally.example/lang|Language settings>"
+    await say(
+        harness,
+        "U_AGENT1",
+        "C_AGENTS",
+        typed.replace("<b>", "&lt;b&gt;").replace("</b>", "&lt;/b&gt;"),
+        card["ts"],
+    )
+    await slack.click("U_AGENT1", "C_AGENTS", card["ts"], "baton_resolve")
+    await harness.settle()
+    await slack.click("U_AGENT1", "C_AGENTS", card["ts"], "baton_save_faq")
+    (modal,) = await slack.wait_for(lambda: slack.views("U_AGENT1"))
+    prefilled = {b["block_id"]: b["element"].get("initial_value") for b in modal["blocks"] if "element" in b}
+    assert prefilled["faq_question"] == "Can Tom & Jerry see invoices where 2 < 3 in Klingon?"
+    assert prefilled["faq_answer"] == "Yes & <b>no</b>: see <https://tally.example/lang|Language settings>"
+    await slack.submit_view("U_AGENT1", modal["id"], {})
+    await harness.settle()
+    (entry,) = [e for e in harness.services.knowledge.entries() if "Tom" in e.question]
+    assert entry.question == "Can Tom & Jerry see invoices where 2 < 3 in Klingon?"
+    assert (
+        entry.answer == "Yes &amp; &lt;b&gt;no&lt;/b&gt;: see <https://tally.example/lang|Language settings>"
+    )

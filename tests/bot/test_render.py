@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot import render
+from bot.render import escape, mrkdwn, unescape
 from models.kb import Entry
 
 RESET = Entry(
@@ -73,3 +76,19 @@ def test_home_view() -> None:
     assert "<#C_SUPPORT>" in text and "<#C_AGENTS>" in text and "*FAQ entries:* 63" in text
     everywhere = render.home(render.HomeStats(1, 0, (), "C_AGENTS"))
     assert "every channel I'm in" in everywhere["blocks"][1]["text"]["text"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("2 < 3 & 4 > 1", "2 &lt; 3 &amp; 4 &gt; 1"),
+        ("<b>bold</b>", "&lt;b&gt;bold&lt;/b&gt;"),
+        ("see <https://x.example/a?b=1&c=2|the docs> or <mailto:help@x.example>", None),
+        ("ask <@U123> in <#C42|support> <!here>", None),
+        ("already &amp; escaped &lt;", None),
+        ("<https://unclosed", "&lt;https://unclosed"),
+    ],
+)
+def test_typed_text_becomes_mrkdwn_keeping_slack_markup(typed: str, expected: str | None) -> None:
+    assert mrkdwn(typed) == (typed if expected is None else expected)
+    assert unescape(escape("Tom & Jerry <ops>")) == "Tom & Jerry <ops>"
