@@ -125,9 +125,17 @@ def transcript_text(lines: Sequence[Line]) -> str:
     )
 
 
-def quote(text: str) -> str:
-    """Text as a mrkdwn quote."""
-    return "\n>".join(shorten(text, 1500).splitlines() or [""])
+def quote(text: str, limit: int = 1500) -> str:
+    """Text as a mrkdwn quote, its lines kept, at most `limit` characters."""
+    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
+    kept: list[str] = []
+    for line in lines:
+        room = limit - sum(len(k) + 1 for k in kept)
+        if room <= 1:
+            kept[-1] = kept[-1].rstrip("…") + "…" if kept else "…"
+            break
+        kept.append(shorten(line, room) if line else "")
+    return "\n>".join(kept or [""])
 
 
 def status_block(text: str) -> Block:
@@ -221,7 +229,7 @@ def suggestion_blocks(found: Sequence[Suggested], dismiss: bool = True) -> list[
     blocks: list[Block] = []
     for s in found:
         by = f" (answered by <@{s.agent}>)" if s.agent else ""
-        question, answer = escape(shorten(s.question, 200)), escape(shorten(s.answer, 300))
+        question, answer = neutralise(shorten(s.question, 200)), neutralise(shorten(s.answer, 300))
         blocks.append(section(f"*Q:* {question}{by}\n*A:* {answer}"))
         buttons = [button("Save as FAQ", SAVE_FAQ_ACTION, s.value, "primary")]
         buttons += [button("Dismiss", DISMISS_FAQ_ACTION, s.value)] if dismiss else []

@@ -64,3 +64,23 @@ def test_the_save_as_faq_modal_reads_back_what_was_typed() -> None:
     }
     assert cards.read_faq_modal(values) == ("Can I pay in yen?", ("yen?", "pay with JPY"), "Yes.")
     assert cards.read_faq_modal({}) == ("", (), "")
+
+
+def test_a_quoted_answer_keeps_its_lines_and_stays_within_the_limit() -> None:
+    answer = "Refunds take 5 business days.\n\n• Tally   creates a credit note\n• it emails it"
+    assert (
+        cards.quote(answer)
+        == "Refunds take 5 business days.\n>\n>• Tally creates a credit note\n>• it emails it"
+    )
+    long = cards.quote("\n".join(["word " * 40] * 20), limit=500)
+    assert len(long) <= 500 + 20 * 2 and long.endswith("…") and long.count("\n>") >= 2
+
+
+def test_a_suggestion_shows_slack_text_as_slack_shows_it_without_mass_mentions() -> None:
+    suggested = cards.Suggested(
+        "Tom &amp; Jerry &lt;ops&gt; <!channel>", "See <https://x.example|the docs> &amp; more", None, "v"
+    )
+    (section, _) = cards.suggestion_blocks([suggested])
+    text = section["text"]["text"]
+    assert "Tom &amp; Jerry &lt;ops&gt;" in text and "&amp;amp;" not in text
+    assert "<https://x.example|the docs>" in text and "<!channel>" not in text
