@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from models.kb import Entry, load_file, sample_path
 from models.requests import HumanRequestDetector
 from models.sentiment import load_scorer
 from models.tuned import TunedEncoder, TuningError, load_or_tune, worth_tuning
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,7 +47,7 @@ def build_services(settings: Settings, encoder: Encoder | None = None, serving: 
     db = open_database(settings.db_path, serving=serving)
     encoder = encoder or TransformerEncoder(settings.model_dir or default_model_dir())
     knowledge = KnowledgeBase(db, encoder)
-    sync_faq_file(knowledge, settings.faq_path or sample_path())
+    sync_faq_file(knowledge, settings.faq_path)
     faq_encoder = encoder
     if settings.tune and isinstance(encoder, TransformerEncoder):
         tuned = tuned_encoder(encoder, knowledge.entries(), settings.tuned_root)
@@ -69,6 +72,24 @@ def tuned_encoder(base: TransformerEncoder, entries: list[Entry], root: Path) ->
         return None
 
 
-def sync_faq_file(knowledge: KnowledgeBase, path: Path) -> ImportReport:
-    """Make the entries that came from `path` match the file (other entries are kept)."""
-    return knowledge.import_entries(load_file(path), source=f"file:{path.resolve()}")
+def sync_faq_file(knowledge: KnowledgeBase, path: Path | None) -> ImportReport:
+    """Make the start-up FAQ's entries match its file (other entries are kept).
+
+    The start-up FAQ is `path` (`BATON_FAQ`); without one, the bundled sample, until a file of
+    your own is imported with `baton faq import`: from then on the sample's entries are removed.
+    """
+    if path is None:
+        path = sample_path()
+        if knowledge.imported_files() - {file_source(path)}:
+            report = knowledge.sync_startup_file(None, None)
+            if report.removed:
+                log.info(
+                    "the bundled sample FAQ gave way to your own: %d entries removed", len(report.removed)
+                )
+            return report
+    return knowledge.sync_startup_file(load_file(path), file_source(path))
+
+
+def file_source(path: Path) -> str:
+    """How entries from a file are marked as coming from it."""
+    return f"file:{path.resolve()}"

@@ -1,7 +1,10 @@
 """The FAQ knowledge base kept in SQLite, with an embedding cache and a live index.
 
 Entries remember where they came from (a file, or Slack), so re-importing a file
-replaces that file's entries and leaves entries agents added from Slack alone.
+replaces that file's entries and leaves entries agents added from Slack alone: a file
+never overwrites or removes an entry whose id was added from Slack (it is reported as kept).
+The database also remembers which file is synced at start (`BATON_FAQ`), so pointing
+Baton at another one removes the old file's entries.
 Embeddings are cached by (model, text): a restart re-encodes nothing, and adding,
 editing or removing one entry encodes only its new questions.
 Raises `models.kb.KbError` for bad entries and `models.faq.FaqError` for an empty index.
@@ -13,7 +16,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -49,6 +52,15 @@ def create_knowledge_tables(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def remember_the_startup_file(db: Database) -> None:
+    """Which FAQ file is synced at start, so a different one replaces it."""
+    db.table("knowledge_meta").create({"key": str, "value": str}, pk="key")
+
+
+STARTUP_FILE = "startup_file"
+
+
 @dataclass(frozen=True)
 class ImportReport:
     """What an import changed."""
@@ -57,13 +69,17 @@ class ImportReport:
     updated: tuple[str, ...]
     removed: tuple[str, ...]
     unchanged: int
+    kept: tuple[str, ...] = ()  # ids the file has that were added from Slack: left as they are
 
     def summary(self) -> str:
         """One line for people."""
-        return (
+        line = (
             f"{len(self.added)} added, {len(self.updated)} updated, "
             f"{len(self.removed)} removed, {self.unchanged} unchanged"
         )
+        if self.kept:
+            line += f"; kept as added from Slack, not overwritten: {', '.join(self.kept)}"
+        return line
 
 
 class KnowledgeBase:
@@ -95,8 +111,10 @@ class KnowledgeBase:
     # -- writing -------------------------------------------------------------
     def import_entries(self, entries: list[Entry], source: str, replace: bool = True) -> ImportReport:
         """Upsert entries from one source; with `replace`, drop that source's entries not given."""
-        current = {e.id: e for e in self.entries()}
         sources = self.sources()
+        kept = tuple(e.id for e in entries if from_slack(sources.get(e.id, source)))
+        entries = [e for e in entries if e.id not in kept]
+        current = {e.id: e for e in self.entries()}
         given = {e.id for e in entries}
         added = tuple(e.id for e in entries if e.id not in current)
         updated = tuple(e.id for e in entries if e.id in current and current[e.id] != e)
@@ -110,7 +128,38 @@ class KnowledgeBase:
                 self._db.table("faq_entries").delete(entry_id)
         self._invalidate(set(added) | set(updated) | stale)
         unchanged = len(entries) - len(added) - len(updated)
-        return ImportReport(added, updated, tuple(sorted(stale)), unchanged)
+        return ImportReport(added, updated, tuple(sorted(stale)), unchanged, kept)
+
+    def startup_file(self) -> str | None:
+        """The source of the FAQ file synced at the last start, if any."""
+        rows = list(self._db.table("knowledge_meta").rows_where("key = ?", [STARTUP_FILE]))
+        return str(rows[0]["value"]) or None if rows else None
+
+    def imported_files(self) -> set[str]:
+        """Sources of the files imported by hand (`baton faq import`), not synced at start."""
+        startup = self.startup_file()
+        return {s for s in self.sources().values() if not from_slack(s) and s != startup}
+
+    def sync_startup_file(self, entries: list[Entry] | None, source: str | None) -> ImportReport:
+        """Make the start-up FAQ file's entries match `entries` (None: no start-up file).
+
+        The file synced at the previous start, if it was another one, has its entries removed.
+        """
+        table = self._db.table("knowledge_meta")
+        previous = self.startup_file()
+        dropped: tuple[str, ...] = ()
+        if previous and previous != source:
+            dropped = tuple(i for i, s in sorted(self.sources().items()) if s == previous)
+            with self._db.atomic():
+                for entry_id in dropped:
+                    self._db.table("faq_entries").delete(entry_id)
+            self._invalidate(set(dropped))
+        with self._db.atomic():
+            table.upsert({"key": STARTUP_FILE, "value": source or ""}, pk="key")
+        if entries is None or source is None:
+            return ImportReport((), (), dropped, 0)
+        report = self.import_entries(entries, source)
+        return replace(report, removed=tuple(sorted(set(report.removed) | set(dropped))))
 
     def upsert(self, entry: Entry, who: str, source: str = "slack") -> None:
         """Add or edit one entry; it answers from the next question on."""
@@ -198,6 +247,14 @@ class KnowledgeBase:
             table.upsert_all(rows, pk=("model", "text_hash"))
             found.update({hashes[t]: v for t, v in zip(batch, encoded, strict=True)})
         return {t: found[hashes[t]] for t in wanted}
+
+
+SLACK_SOURCES = frozenset({"slack", "agents"})  # `/baton faq add`; Save as FAQ
+
+
+def from_slack(source: str) -> bool:
+    """Whether an entry was added from Slack (else it came from a file)."""
+    return source in SLACK_SOURCES
 
 
 def _text_hash(text: str) -> str:

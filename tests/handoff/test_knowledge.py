@@ -87,6 +87,34 @@ def test_reimporting_a_file_replaces_its_entries_but_keeps_slack_ones(
     assert kb.get("password").answer == "New."  # type: ignore[union-attr]
 
 
+def test_a_file_never_overwrites_or_removes_an_entry_added_from_slack(
+    tmp_path: Path, fake_encoder: FakeEncoder
+) -> None:
+    kb = KnowledgeBase(open_database(tmp_path / "b.db"), fake_encoder)
+    ours = make_entry({"id": "password", "question": "how do I reset my password", "answer": "Ask Sam."})
+    kb.upsert(ours, "U1", "agents")
+    report = kb.import_entries(parse_yaml(FAQ), "file:faq.yaml")
+    assert report.kept == ("password",) and report.added == ("invoices", "status")
+    assert "kept as added from Slack, not overwritten: password" in report.summary()
+    assert kb.get("password") == ours
+    report = kb.import_entries([e for e in parse_yaml(FAQ) if e.id == "status"], "file:faq.yaml")
+    assert report.removed == ("invoices",) and kb.get("password") == ours
+
+
+def test_the_startup_file_replaces_the_one_synced_before(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    kb = KnowledgeBase(open_database(tmp_path / "b.db"), fake_encoder)
+    kb.upsert(make_entry({"id": "agents", "question": "q", "answer": "a"}), "U1")
+    kb.sync_startup_file(parse_yaml(FAQ), "file:a.yaml")
+    other = [make_entry({"id": "billing", "question": "how do I pay", "answer": "By card."})]
+    report = kb.sync_startup_file(other, "file:b.yaml")
+    assert report.added == ("billing",) and report.removed == ("invoices", "password", "status")
+    assert {e.id for e in kb.entries()} == {"agents", "billing"} and kb.startup_file() == "file:b.yaml"
+    kb.import_entries(parse_yaml(FAQ), "file:mine.yaml")
+    assert kb.imported_files() == {"file:mine.yaml"}
+    assert kb.sync_startup_file(None, None).removed == ("billing",) and kb.startup_file() is None
+    assert {e.id for e in kb.entries()} == {"agents", "invoices", "password", "status"}
+
+
 def test_a_malformed_file_imports_nothing(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     kb = KnowledgeBase(open_database(tmp_path / "b.db"), fake_encoder)
     with pytest.raises(KbError, match="line"):
