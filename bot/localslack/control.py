@@ -2,7 +2,8 @@
 
 `GET  /_emulator/state[?user=U]`  the world, every channel's messages (and a user's private view)
 `POST /_emulator/<action>`         post, edit, delete, react, unreact, slash_command, click,
-                                   click_view, submit_view, open_home (JSON keyword arguments)
+                                   click_view, submit_view, close_view, open_home (JSON keyword
+                                   arguments)
 `GET  /_emulator/ws`               a websocket streaming every `Change` as JSON
 """
 
@@ -34,6 +35,7 @@ ACTIONS = frozenset(
         "click",
         "click_view",
         "submit_view",
+        "close_view",
         "open_home",
     }
 )

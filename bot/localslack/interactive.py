@@ -1,4 +1,4 @@
-"""Slash commands, block actions, view submissions and the `response_url`s they carry.
+"""Slash commands, block actions, view submissions and closes, and the `response_url`s they carry.
 
 Each interaction is a signed form POST to the app, answered synchronously; the emulator shows
 the answer as Slack would (ephemeral or in-channel message, modal update…). `response_url`s
@@ -84,6 +84,11 @@ def initial_values(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
             value = {"type": "plain_text_input", "value": element.get("initial_value")}
             found[block.get("block_id", "")] = {element.get("action_id", ""): value}
     return found
+
+
+def view_closed_payload(identity: dict[str, Any], view: dict[str, Any], cleared: bool) -> dict[str, Any]:
+    """The `view_closed` interaction; `is_cleared` says the views beneath it were closed too."""
+    return {"type": "view_closed", **identity, "view": copy.deepcopy(view), "is_cleared": cleared}
 
 
 def reply_fields(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -251,6 +256,22 @@ class Interactions:
                     self.ws.close_view(view["id"])
         else:
             self.ws.close_view(view_id)
+
+    # --- closing a modal -----------------------------------------------------------------
+
+    async def close_view(self, user: User, view_id: str, clear: bool) -> AppReply | None:
+        """Close a user's modal as Slack does: Cancel closes it, × (`clear`) their whole stack."""
+        view = self.ws.store.get_view(view_id)
+        if self.ws.store.view_owner.get(view_id) != user.id or view["type"] != "modal":
+            raise SlackError("not_found")
+        stack = [v for v in self.ws.store.views_of(user.id) if v["type"] == "modal"]
+        closing = stack if clear or view["clear_on_close"] else [view]
+        for each in closing:
+            self.ws.close_view(each["id"])
+        # Slack closes first and tells the app afterwards, only if the view asked to be told.
+        if not view["notify_on_close"]:
+            return None
+        return await self.send_payload(view_closed_payload(self.identity(user), view, len(closing) > 1))
 
     # --- url verification ----------------------------------------------------------------
 

@@ -221,6 +221,11 @@ class LocalSlack:
         with python_api():
             return await self._interactions.submit_view(self.world.user(user), view_id, values or {})
 
+    async def close_view(self, user: str, view_id: str, clear: bool = False) -> AppReply | None:
+        """A user closes their modal (Cancel; × with `clear`); the app hears of it if it asked."""
+        with python_api():
+            return await self._interactions.close_view(self.world.user(user), view_id, clear)
+
     async def open_home(self, user: str) -> None:
         """A user opens the app's Home tab (`app_home_opened`)."""
         with python_api():

@@ -363,7 +363,8 @@ class Workspace:
         raise SlackError("not_found")
 
     def close_view(self, view_id: str) -> None:
-        """Close a modal."""
+        """Close a modal (`not_found` if it is not open)."""
+        self.store.get_view(view_id)
         owner = self.store.view_owner[view_id]
         view = self.store.drop_view(view_id)
         self.notify("view_closed", {"view": view}, None, owner)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.localslack import LocalSlack
+from bot.localslack import LocalSlack, LocalSlackError
 
 BUTTON_BLOCKS = [
     {
@@ -331,3 +332,62 @@ async def test_modal_opened_with_trigger_and_submitted(slack: LocalSlack) -> Non
         assert refused.json()["response_action"] == "errors" and slack.views("U_AGENT1")
         await slack.submit_view("U_AGENT1", modal["id"], {"note": {"text": "great bot"}})
     assert notes == ["great bot"] and slack.views("U_AGENT1") == []
+
+
+async def test_a_closed_modal_is_gone_and_the_app_that_asked_hears_view_closed(slack: LocalSlack) -> None:
+    app = new_app(slack)
+    closed: list[dict[str, Any]] = []
+
+    @app.command("/baton")
+    async def feedback(
+        body: dict[str, Any], ack: Callable[..., Awaitable[None]], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        await client.views_open(trigger_id=body["trigger_id"], view=MODAL | {"notify_on_close": True})
+
+    @app.view_closed("feedback")
+    async def cancelled(body: dict[str, Any], ack: Callable[..., Awaitable[None]]) -> None:
+        closed.append(body)
+        await ack()
+
+    async with serve_bolt(slack, app):
+        await slack.slash_command("U_AGENT1", "C_AGENTS", "/baton", "feedback")
+        (modal,) = await slack.wait_for(lambda: slack.views("U_AGENT1"))
+        with pytest.raises(LocalSlackError, match="not_found"):
+            await slack.close_view("U_ADMIN", modal["id"])  # only its owner closes it
+        reply = await slack.close_view("U_AGENT1", modal["id"])
+        with pytest.raises(LocalSlackError, match="not_found"):
+            await slack.close_view("U_AGENT1", modal["id"])
+    assert reply is not None and reply.ok and slack.views("U_AGENT1") == []
+    (body,) = closed
+    assert (body["type"], body["is_cleared"], body["api_app_id"]) == ("view_closed", False, "A_BATON")
+    assert (body["user"]["id"], body["team"]["id"]) == ("U_AGENT1", "T_HOST")
+    assert (body["view"]["id"], body["view"]["callback_id"]) == (modal["id"], "feedback")
+
+
+async def test_cancel_closes_the_top_modal_and_the_cross_closes_them_all(slack: LocalSlack) -> None:
+    app = new_app(slack)
+    closed: list[tuple[str, bool]] = []
+
+    @app.command("/baton")
+    async def open_modal(
+        command: dict[str, Any], ack: Callable[..., Awaitable[None]], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        view = MODAL | {"callback_id": command["text"], "notify_on_close": command["text"] != "quiet"}
+        await client.views_open(trigger_id=command["trigger_id"], view=view)
+
+    @app.view_closed(re.compile(".*"))
+    async def cancelled(body: dict[str, Any], ack: Callable[..., Awaitable[None]]) -> None:
+        closed.append((body["view"]["callback_id"], body["is_cleared"]))
+        await ack()
+
+    async with serve_bolt(slack, app):
+        for name in ("first", "second", "quiet"):
+            await slack.slash_command("U_AGENT1", "C_AGENTS", "/baton", name)
+        await slack.wait_for(lambda: len(slack.views("U_AGENT1")) == 3)
+        modals = {v["callback_id"]: v["id"] for v in slack.views("U_AGENT1")}
+        assert await slack.close_view("U_AGENT1", modals["quiet"]) is None  # it did not ask: nothing is sent
+        assert {v["callback_id"] for v in slack.views("U_AGENT1")} == {"first", "second"}
+        await slack.close_view("U_AGENT1", modals["second"], clear=True)
+    assert slack.views("U_AGENT1") == [] and closed == [("second", True)]

@@ -377,3 +377,15 @@ async def test_control_api_and_live_stream(slack: LocalSlack) -> None:
         assert state["messages"]["C_SUPPORT"][0]["text"] == "from the UI" and state["ephemerals"] == []
         async with session.post(f"{slack.url}/_emulator/post", json={"user": "U_GHOST"}) as resp:
             assert resp.status == 400
+
+
+async def test_the_page_closes_a_modal_for_good(slack: LocalSlack) -> None:
+    modal = slack.workspace.open_modal("U_AGENT1", {"type": "modal", "title": {"type": "plain_text", "text": "Hi"}})
+    async with aiohttp.ClientSession() as session:
+        body = {"user": "U_AGENT1", "view_id": modal["id"]}
+        async with session.post(f"{slack.url}/_emulator/close_view", json=body) as resp:
+            assert (resp.status, await resp.json()) == (200, {"ok": True, "result": None})
+        async with session.get(f"{slack.url}/_emulator/state", params={"user": "U_AGENT1"}) as resp:
+            assert (await resp.json())["views"] == []  # a reload or another tab does not show it again
+        async with session.post(f"{slack.url}/_emulator/close_view", json=body) as resp:
+            assert (resp.status, (await resp.json())["error"]) == (400, "not_found")
