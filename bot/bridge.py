@@ -68,6 +68,9 @@ def card_key(c: Conversation) -> str:
     return f"card:{c.channel}:{c.thread_ts}:{c.episode}:{stamp(c.waiting_since)}"
 
 
+CARD_GONE = frozenset({"message_not_found", "cant_update_message", "channel_not_found", "is_archived"})
+
+
 def relay_key(source: Place) -> str:
     """The outbox key of a relayed copy of the message `source`."""
     return f"relay:{source.channel}:{source.ts}"
@@ -265,9 +268,15 @@ class Bridge:
         blocks = cards.with_status(posted.message.blocks, status)
         if effect.status is Status.RESOLVED and learning.episode_draft(self.db, c.key, c.episode):
             blocks = cards.with_save_button(blocks, cards.target(c.channel, c.thread_ts, str(c.episode)))
-        await self.baton.client.chat_update(
-            channel=effect.card.channel, ts=effect.card.ts, text=posted.message.text, blocks=blocks
-        )
+        try:
+            await self.baton.client.chat_update(
+                channel=effect.card.channel, ts=effect.card.ts, text=posted.message.text, blocks=blocks
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") not in CARD_GONE:
+                raise
+            why = exc.response["error"]
+            log.warning("the card of %s:%s is gone from Slack (%s)", c.channel, c.thread_ts, why)
 
     async def follow_edit(self, effect: FollowEdit) -> None:
         """Edit a relayed copy to the new text."""

@@ -284,3 +284,14 @@ async def test_the_home_tab_shows_open_handoffs_and_gaps(harness: Harness) -> No
     shown = blocks_text(view)
     assert "*Open handoffs*" in shown and "<@U_CUST1>: waiting 0 min" in shown
     assert "banana smoothie recipe" in shown and "Bot resolution rate" in shown
+
+
+async def test_resolving_a_conversation_whose_card_was_deleted_still_resolves_it(harness: Harness) -> None:
+    ts, card = await hand_off(harness)
+    await harness.slack.click("U_AGENT1", "C_AGENTS", card["ts"], "baton_claim")
+    await harness.settle()
+    harness.slack.workspace.store.remove("C_AGENTS", card["ts"])  # deleted in Slack, or lost with its history
+    reply = await harness.slack.slash_command("U_AGENT1", "C_AGENTS", "/baton", "resolve")
+    await harness.settle()
+    assert reply.ok and "resolved" in harness.replies("C_SUPPORT", ts)[-1]["text"]
+    assert handoffs.open_handoffs(harness.services.db) == []
