@@ -255,9 +255,10 @@ class Bridge:
                 await self.follow_delete(effect)
             elif isinstance(effect, ClaimRefused):
                 note = " Your message was not sent to the customer." if effect.reply_ts else ""
-                await self.explain(effect.agent, f"<@{effect.owner}> already has this conversation.{note}", c)
+                text = f"<@{effect.owner}> already has this conversation.{note}"
+                await self.explain(effect.agent, text, c, in_thread=effect.reply_ts is not None)
             elif isinstance(effect, Explain):
-                await self.explain(effect.user, effect.text, c)
+                await self.explain(effect.user, effect.text, c, effect.in_thread)
 
     async def update_card(self, effect: UpdateCard, c: Conversation) -> None:
         """Show the conversation's new status on its card (resolved: offer to save it as FAQ)."""
@@ -294,10 +295,10 @@ class Bridge:
                 if exc.response.get("error") != "message_not_found":  # deleted already
                     raise
 
-    async def explain(self, user: str, text: str, c: Conversation) -> None:
-        """Tell one person privately, in the card's thread (or the agent channel)."""
+    async def explain(self, user: str, text: str, c: Conversation, in_thread: bool = False) -> None:
+        """Tell one person privately: in the card's thread about a reply there, else in the channel."""
         channel = c.card.channel if c.card else self.baton.settings.agent_channel
-        thread = c.card.ts if c.card else None
+        thread = c.card.ts if c.card and in_thread else None
         await self.baton.client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread)
 
     # -- re-alerts ---------------------------------------------------------------------------------

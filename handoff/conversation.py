@@ -359,6 +359,7 @@ class Explain:
 
     user: str
     text: str
+    in_thread: bool = False  # about a message in the card's thread (else a button or command)
 
 
 Effect = (
@@ -487,7 +488,8 @@ def on_agent_reply(c: Conversation, e: AgentReply) -> Step:
     if c.status is Status.CLAIMED and c.agent != e.agent:
         return c, [ClaimRefused(e.agent, c.agent or "", c.card, reply_ts=e.ts)]
     if not c.handed_off:
-        return c, [Explain(e.agent, REPLY_NOT_SENT)]
+        text = REPLY_AFTER_RESOLVE if c.status is Status.RESOLVED else REPLY_NOT_SENT
+        return c, [Explain(e.agent, text, in_thread=True)]
     source = Place(c.card.channel if c.card else c.channel, e.ts)
     relay = RelayToCustomer(c.thread, e.agent, neutralise(e.text), source)
     if c.status is Status.CLAIMED:
@@ -612,6 +614,10 @@ def with_member(members: tuple[str, ...], user: str) -> tuple[str, ...]:
 REPLY_NOT_SENT = (
     "This conversation is with Baton now, so your message was not sent to the customer. "
     "Press Claim on the card to take it over, or start a message with note: to keep it internal."
+)
+REPLY_AFTER_RESOLVE = (
+    "This conversation is resolved, so your message was not sent to the customer. If they need a "
+    "person again, Baton hands them over with a new card. Start a message with note: to keep it internal."
 )
 NOTHING_TO_CLAIM = "This conversation is with Baton and has no handoff card, so there is nothing to claim."
 NOTHING_TO_RESOLVE = "This conversation is with Baton, not with a person, so there is nothing to resolve."

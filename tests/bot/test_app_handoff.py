@@ -108,6 +108,8 @@ async def test_a_second_agents_claim_is_refused(harness: Harness) -> None:
     await harness.slack.click("U_AGENT2", "C_AGENTS", card["ts"], "baton_claim")
     await harness.settle()
     assert texts(harness.slack.ephemerals("U_AGENT2")) == ["<@U_AGENT1> already has this conversation."]
+    (told,) = harness.slack.ephemerals("U_AGENT2")
+    assert told.get("thread_ts") is None  # shown where the button was pressed, not in the closed thread
     assert "<@U_AGENT1> has this conversation" in blocks_text(card_of(harness))
     (conversation,) = handoffs.open_handoffs(harness.services.db)
     assert conversation.owner == "U_AGENT1"
@@ -295,3 +297,15 @@ async def test_resolving_a_conversation_whose_card_was_deleted_still_resolves_it
     await harness.settle()
     assert reply.ok and "resolved" in harness.replies("C_SUPPORT", ts)[-1]["text"]
     assert handoffs.open_handoffs(harness.services.db) == []
+
+
+async def test_an_agent_writing_in_a_resolved_cards_thread_is_told_there_how_to_go_on(
+    harness: Harness,
+) -> None:
+    ts, card = await hand_off(harness)
+    await harness.slack.click("U_AGENT1", "C_AGENTS", card["ts"], "baton_resolve")
+    await harness.settle()
+    await say(harness, "U_AGENT1", "C_AGENTS", "one more thing", card["ts"])
+    (told,) = [m for m in harness.slack.ephemerals("U_AGENT1") if "not sent" in m["text"]]
+    assert told["thread_ts"] == card["ts"] and "resolved" in told["text"] and "Claim" not in told["text"]
+    assert "one more thing" not in texts(harness.replies("C_SUPPORT", ts))
