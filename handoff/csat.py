@@ -149,7 +149,7 @@ class Report:
     by_entry: dict[str, Tally] = field(default_factory=dict)
     by_agent: dict[str, Tally] = field(default_factory=dict)
     conversations: int = 0
-    bot_only: int = 0  # conversations never handed to a person
+    bot_only: int = 0  # conversations Baton answered from the FAQ and never handed to a person
 
     @property
     def bot_resolution_rate(self) -> float | None:
@@ -357,7 +357,7 @@ def show_rate(report: Report) -> str:
     rate = report.bot_resolution_rate
     if rate is None:
         return "no conversations"
-    return f"{rate:.0f}% ({report.bot_only} of {report.conversations} conversations without a person)"
+    return f"{rate:.0f}% ({report.bot_only} of {report.conversations} conversations answered by Baton alone)"
 
 
 def flag(tally: Tally) -> str:

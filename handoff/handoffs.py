@@ -140,7 +140,7 @@ def side_of(kind: TurnKind) -> str:
 
 @dataclass(frozen=True)
 class EpisodeCount:
-    """How many conversation episodes began in a period, and how many Baton handled alone."""
+    """How many conversation episodes began in a period, and how many Baton settled alone."""
 
     total: int
     bot_only: int
@@ -242,12 +242,22 @@ def open_handoffs(db: Database) -> list[Conversation]:
 
 
 def count_episodes(db: Database, since: datetime) -> EpisodeCount:
-    """Episodes begun since `since`: all of them, and those never handed to a person."""
-    where = "started_at >= ?"
+    """Episodes begun since `since`: all of them, and those Baton settled alone.
+
+    Baton settled an episode alone when it never reached a person and Baton's last word in it
+    was an answer from the FAQ (not "I'm not sure I understood"). An episode that was never
+    handed off is its thread's latest, so the thread's last answer is that episode's.
+    """
     args = [stamp(since)]
     table = db.table("conversation_episodes")
-    total = table.count_where(where, args)
-    return EpisodeCount(total, table.count_where(where + " and handed_off_at is null", args))
+    total = table.count_where("started_at >= ?", args)
+    alone = db.execute(
+        "select count(*) from conversation_episodes e join conversations c "
+        "on c.channel = e.channel and c.thread_ts = e.thread_ts "
+        "where e.started_at >= ? and e.handed_off_at is null and c.last_entry is not null",
+        args,
+    ).fetchone()[0]
+    return EpisodeCount(total, int(alone))
 
 
 # -- transcript and relays ---------------------------------------------------------------

@@ -13,6 +13,7 @@ from sqlite_utils import Database
 
 from handoff.conversation import (
     AgentReply,
+    BotAnswered,
     CardPosted,
     Conversation,
     CustomerMessage,
@@ -60,6 +61,7 @@ def db(tmp_path: Path) -> Database:
 def answered(db: Database, thread: str, answer_ts: str, entry_id: str) -> Conversation:
     """A thread where Baton answered from `entry_id`, the answer remembered for rating."""
     conversation, _ = apply(db, (CHANNEL, thread), CustomerMessage("U_CUST", "how?", thread, at(0)))
+    apply(db, (CHANNEL, thread), BotAnswered(entry_id, answer_ts, at(0)))  # as the answer lands
     remember(db, bot_answer(conversation, answer_ts, entry_id, at(0)))
     return conversation
 
@@ -242,7 +244,7 @@ def test_rendering_the_report() -> None:
     assert "Overall: 75% (3 of 4)" in text
     assert "Baton's answers: 67% (2 of 3)" in text
     assert "People: 100% (1 of 1)" in text
-    assert "Bot resolution rate: 75% (3 of 4 conversations without a person)" in text
+    assert "Bot resolution rate: 75% (3 of 4 conversations answered by Baton alone)" in text
     assert "billing-cycle: 0% (0 of 1)  ← 1 👎, needs review" in text
     assert "<@U_ANA>: 100% (1 of 1)" in text
     assert "last 7 days" in text

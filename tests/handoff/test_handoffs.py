@@ -11,6 +11,7 @@ from sqlite_utils import Database
 
 from handoff.conversation import (
     AgentReply,
+    BotAnswered,
     CardPosted,
     Claim,
     ClaimRefused,
@@ -243,13 +244,19 @@ def test_open_handoffs_lists_waiting_and_claimed_threads_longest_waiting_first(d
     assert listed[1].owner == "U_ANA"
 
 
-def test_episodes_count_conversations_and_those_without_a_person(db: Database) -> None:
-    apply(db, ("C_S", "1.0"), CustomerMessage("U_X", "hello", "1.0", at(0)))  # Baton alone
-    apply(db, ("C_S", "2.0"), CustomerMessage("U_Y", "hello", "2.0", at(0)))  # Baton alone
-    hand_off(db)  # a person, resolved, then the customer comes back to Baton
+def test_episodes_count_conversations_and_those_baton_settled_alone(db: Database) -> None:
+    apply(db, ("C_S", "1.0"), CustomerMessage("U_X", "reset my password", "1.0", at(0)))
+    apply(db, ("C_S", "1.0"), BotAnswered("reset-password", "1.1", at(0)))  # Baton alone
+    apply(db, ("C_S", "2.0"), CustomerMessage("U_Y", "hello", "2.0", at(0)))
+    apply(db, ("C_S", "2.0"), BotAnswered(None, "2.1", at(0)))  # "not sure I understood": not settled
+    apply(db, ("C_S", "3.0"), CustomerMessage("U_Z", "invoices?", "3.0", at(0)))
+    apply(db, ("C_S", "3.0"), BotAnswered(None, "3.1", at(0)))
+    apply(db, ("C_S", "3.0"), BotAnswered("invoices", "3.3", at(1)))  # asked again, then answered
+    hand_off(db)  # a person, resolved, then the customer comes back and Baton answers
     apply(db, KEY, Resolve("U_ANA", at(5)))
     apply(db, KEY, CustomerMessage("U_CUST", "another question", "1.7", at(30)))
-    assert count_episodes(db, at(-60)) == EpisodeCount(total=4, bot_only=3)
+    apply(db, KEY, BotAnswered("billing", "1.8", at(30)))
+    assert count_episodes(db, at(-60)) == EpisodeCount(total=5, bot_only=3)
     assert count_episodes(db, at(10)) == EpisodeCount(total=1, bot_only=1)
 
 
