@@ -150,7 +150,7 @@ def check_human_request(score: float, threshold: float) -> list[Reason]:
     """An explicit request for a person, scored by `models.requests`."""
     if not score >= threshold:
         return []
-    detail = f"asked for a person ({show(score)} ≥ {show(threshold)})"
+    detail = f"asked for a person ({versus(score, '≥', threshold)})"
     return [Reason(ReasonKind.HUMAN_REQUEST, detail, score, threshold)]
 
 
@@ -158,7 +158,7 @@ def check_sentiment(sentiment: Sentiment, threshold: float) -> list[Reason]:
     """A clearly upset customer."""
     if not sentiment.score < threshold:
         return []
-    detail = f"sentiment {show(sentiment.score)} < {show(threshold)}"
+    detail = f"sentiment {versus(sentiment.score, '<', threshold)}"
     return [Reason(ReasonKind.NEGATIVE_SENTIMENT, detail, sentiment.score, threshold)]
 
 
@@ -167,7 +167,7 @@ def check_confidence(retrieval: Retrieval, threshold: float) -> list[Reason]:
     confidence = retrieval.confidence if retrieval.best is not None else 0.0
     if retrieval.best is not None and confidence >= threshold:  # NaN counts as unsure
         return []
-    numbers = f"confidence {show(confidence)} < {show(threshold)}"
+    numbers = f"confidence {versus(confidence, '<', threshold)}"
     detail = numbers if retrieval.best is not None else f"no FAQ entry matches ({numbers})"
     return [Reason(ReasonKind.LOW_CONFIDENCE, detail, confidence, threshold)]
 
@@ -183,7 +183,7 @@ def check_ambiguity(retrieval: Retrieval, settings: TriggerSettings) -> list[Rea
         return []
     detail = (
         f"'{best.entry_id}' ({show(best.probability)}) and '{runner_up.entry_id}' "
-        f"({show(runner_up.probability)}) differ by {show(gap)} < {show(settings.ambiguity_margin)}"
+        f"({show(runner_up.probability)}) differ by {versus(gap, '<', settings.ambiguity_margin)}"
     )
     return [Reason(ReasonKind.AMBIGUOUS, detail, gap, settings.ambiguity_margin)]
 
@@ -210,9 +210,17 @@ def is_blank(text: str) -> bool:
     return all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
 
 
-def show(number: float) -> str:
+def show(number: float, digits: int = 2) -> str:
     """A number with two decimals and a true minus sign, as reasons print them."""
-    text = f"{number:.2f}"
-    if text == "-0.00":
-        return "0.00"
+    text = f"{number:.{digits}f}"
+    if float(text) == 0:
+        text = text.lstrip("-")
     return text.replace("-", "−")
+
+
+def versus(value: float, sign: str, limit: float) -> str:
+    """`value sign limit` with enough decimals (two to four) that the two numbers differ."""
+    digits = 2
+    while digits < 4 and value != limit and show(value, digits) == show(limit, digits):
+        digits += 1
+    return f"{show(value, digits)} {sign} {show(limit, digits)}"

@@ -16,6 +16,7 @@ from handoff.triggers import (
     Reason,
     ReasonKind,
     advance,
+    check_sentiment,
     decide,
     matched_keywords,
 )
@@ -344,4 +345,11 @@ def test_any_turn_gets_a_coherent_decision(
     assert not decision.choices or decision.action is Action.CLARIFY
     for reason in decision.reasons:
         if reason.kind is not ReasonKind.KEYWORD:
-            assert all(len(decimals) == 2 for decimals in NUMBER.findall(reason.detail))
+            assert all(2 <= len(decimals) <= 4 for decimals in NUMBER.findall(reason.detail))
+
+
+def test_a_reason_shows_its_numbers_with_enough_decimals_to_tell_them_apart() -> None:
+    (reason,) = check_sentiment(Sentiment(-0.404, Polarity.NEGATIVE, ()), -0.40)
+    assert reason.detail == "sentiment −0.404 < −0.400"
+    (reason,) = check_sentiment(Sentiment(-0.72, Polarity.NEGATIVE, ()), -0.40)
+    assert reason.detail == "sentiment −0.72 < −0.40"
