@@ -149,6 +149,11 @@ def change_setting(db: Database, key: str, raw_value: str, who: str, now: dateti
     old = getattr(current, knob.field)
     reset = raw_value.strip().casefold() == "default"
     new = getattr(TriggerSettings(), knob.field) if reset else parse_value(knob, raw_value)
+    if show_value(new) == show_value(old):
+        if reset:  # an override pinned at today's default: let a later release's default apply
+            with db.atomic():
+                db.table("tuning_overrides").delete_where("key = ?", [knob.key])
+        raise SettingError(f"{knob.key} is already {show_value(old)}, so nothing changed.")
     change = Change(knob.key, show_value(old), show_value(new), who, now)
     with db.atomic():
         overrides = db.table("tuning_overrides")

@@ -135,6 +135,15 @@ def test_default_drops_the_override_and_is_audited(db: Database) -> None:
     assert list(db.table("tuning_overrides").rows) == []
 
 
+def test_setting_the_value_a_setting_already_has_changes_nothing_and_is_not_audited(db: Database) -> None:
+    change_setting(db, "sentiment", "-0.5", "U_ALICE", NOON)
+    with pytest.raises(SettingError, match="sentiment is already -0.5, so nothing changed"):
+        change_setting(db, "sentiment", "-0.50", "U_BOB", NOON)
+    with pytest.raises(SettingError, match="already"):
+        change_setting(db, "human-request", "default", "U_BOB", NOON)
+    assert [c.who for c in audit_log(db)] == ["U_ALICE"]
+
+
 def test_a_failed_write_leaves_the_setting_unchanged(db: Database) -> None:
     db.execute(  # the audit row cannot be written...
         "CREATE TRIGGER refuse BEFORE INSERT ON tuning_audit BEGIN SELECT RAISE(ABORT, 'full'); END"
