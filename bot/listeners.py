@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import cards, render
@@ -65,6 +66,8 @@ FOLLOWED_SUBTYPES = frozenset({"message_changed", "message_deleted"})  # relayed
 RESOLVE_REACTIONS = frozenset({"white_check_mark", "heavy_check_mark", "ballot_box_with_check"})
 CUSTOMER_WORK, AGENT_WORK = "customer_turn", "agent_reply"  # kinds of claimed work
 RESUME_EVERY = 30.0  # seconds between looks for turns that failed and wait for another try
+HOME_REFRESH_EVERY = 3.0  # seconds between looks for a change on the Home tabs people have open
+HOME_KEPT_FOR = 1800.0  # seconds a Home tab is kept up to date after its person last opened it
 CARD_WAIT = 60.0  # seconds a turn waits for its thread's handoff card to reach Slack (then: a retry)
 CARD_POLL = 0.1  # seconds between looks while waiting
 NOT_STAFF = "Only people on the support team can use these buttons."
@@ -192,6 +195,8 @@ class Listeners:
         self.bridge = Bridge(baton)
         self.admin = Admin(baton, self.bridge)
         self.learning = Learning(baton)
+        self.home_viewers: dict[str, float] = {}  # staff member -> when they last opened the Home tab
+        self.home_shown: dict[str, str] = {}  # person -> the Home view last published to them
 
     # -- messages and mentions ---------------------------------------------------------------
     async def message(self, body: dict[str, Any], context: dict[str, Any]) -> None:
@@ -580,8 +585,11 @@ class Listeners:
                 self.publish_home(event["user"], client), user=event["user"], event="app_home_opened"
             )
 
-    async def publish_home(self, user: str, client: AsyncWebClient) -> None:
-        """Publish the Home tab: what Baton does; for its own team, the handoff dashboard too."""
+    async def publish_home(self, user: str, client: AsyncWebClient, only_if_changed: bool = False) -> None:
+        """Publish the Home tab: what Baton does; for its own team, the handoff dashboard too.
+
+        A staff member's tab is then kept up to date while it is likely open (`refresh_homes`).
+        """
         baton = self.baton
         opened = handoffs.open_handoffs(self.db)
         staff = (await baton.person(user)).team == (await baton.whoami()).team_id
@@ -592,7 +600,32 @@ class Listeners:
             agent_channel=baton.settings.agent_channel,
             more=tuple(cards.dashboard(self.dashboard(opened))) if staff else (),
         )
-        await client.views_publish(user_id=user, view=render.home(stats))
+        view = render.home(stats)
+        shown = json.dumps(view, sort_keys=True)
+        if only_if_changed and self.home_shown.get(user) == shown:
+            return
+        await client.views_publish(user_id=user, view=view)
+        self.home_shown[user] = shown
+        if staff and not only_if_changed:
+            self.home_viewers[user] = asyncio.get_running_loop().time()
+
+    async def refresh_homes(self) -> None:
+        """Republish the Home tabs staff opened lately whose numbers changed (a vote, a handoff…)."""
+        loop = asyncio.get_running_loop()
+        for user, opened in list(self.home_viewers.items()):
+            if loop.time() - opened > HOME_KEPT_FOR:
+                del self.home_viewers[user]
+            else:
+                await self.publish_home(user, self.baton.client, only_if_changed=True)
+
+    async def refresh_homes_forever(self) -> None:
+        """Keep open Home tabs live, for as long as Baton runs."""
+        while True:
+            await asyncio.sleep(HOME_REFRESH_EVERY)
+            try:
+                await self.refresh_homes()
+            except (SlackApiError, OSError, sqlite3.Error) as exc:  # the next round tries again
+                log.warning("cannot refresh the Home tabs: %s", exc)
 
     def dashboard(self, opened: list[Conversation]) -> cards.Dashboard:
         """The numbers the Home tab shows."""
@@ -623,6 +656,7 @@ def register_listeners(app: AsyncApp, baton: Baton) -> Listeners:
     listeners = Listeners(baton)
     baton.periodic.append(listeners.bridge.tick_forever)
     baton.periodic.append(listeners.resume_forever)
+    baton.periodic.append(listeners.refresh_homes_forever)
     app.event("message")(listeners.message)
     app.event("app_mention")(listeners.message)
     app.action(re.compile(f"^{render.PICK_ACTION}_"))(listeners.pick)

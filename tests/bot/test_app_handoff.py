@@ -309,3 +309,23 @@ async def test_an_agent_writing_in_a_resolved_cards_thread_is_told_there_how_to_
     (told,) = [m for m in harness.slack.ephemerals("U_AGENT1") if "not sent" in m["text"]]
     assert told["thread_ts"] == card["ts"] and "resolved" in told["text"] and "Claim" not in told["text"]
     assert "one more thing" not in texts(harness.replies("C_SUPPORT", ts))
+
+
+async def test_an_open_home_tab_follows_votes_and_handoffs_without_being_reopened(harness: Harness) -> None:
+    slack, listeners = harness.slack, harness.app.listeners
+    (answer,) = await harness.answer_to("U_CUST1", "C_SUPPORT", "how do I reset my password?")
+    await slack.open_home("U_AGENT1")
+    await slack.open_home("U_CUST2")  # a customer's tab has no dashboard to follow
+    await harness.settle()
+    before = blocks_text(next(v for v in slack.views("U_AGENT1") if v["type"] == "home"))
+    assert "reset-password: 1 👎" not in before and "<@U_CUST1>: waiting" not in before
+    await slack.react("U_CUST1", "C_SUPPORT", answer["ts"], "-1")
+    await hand_off(harness)
+    await harness.settle()
+    published = len(slack.calls("views.publish"))
+    await listeners.refresh_homes()  # what Baton does every few seconds
+    after = blocks_text(next(v for v in slack.views("U_AGENT1") if v["type"] == "home"))
+    assert after != before and "reset-password: 1 👎" in after and "<@U_CUST1>: waiting" in after
+    assert len(slack.calls("views.publish")) == published + 1  # only the staff member's tab
+    await listeners.refresh_homes()
+    assert len(slack.calls("views.publish")) == published + 1  # nothing changed: nothing sent
