@@ -380,7 +380,9 @@ async def test_control_api_and_live_stream(slack: LocalSlack) -> None:
 
 
 async def test_the_page_closes_a_modal_for_good(slack: LocalSlack) -> None:
-    modal = slack.workspace.open_modal("U_AGENT1", {"type": "modal", "title": {"type": "plain_text", "text": "Hi"}})
+    modal = slack.workspace.open_modal(
+        "U_AGENT1", {"type": "modal", "title": {"type": "plain_text", "text": "Hi"}}
+    )
     async with aiohttp.ClientSession() as session:
         body = {"user": "U_AGENT1", "view_id": modal["id"]}
         async with session.post(f"{slack.url}/_emulator/close_view", json=body) as resp:

@@ -182,3 +182,125 @@ def test_a_thumbs_up_on_an_answer_changes_csat(page: Page) -> None:
     page.locator("[data-home]").click()
     expect(today).not_to_contain_text(before)
     expect(today).to_contain_text("CSAT: 100%")
+
+
+def send_button_is_uncovered(page: Page, composer: str) -> bool:
+    """Whether a click on the composer's Send button lands on it (nothing drawn over it)."""
+    return bool(
+        page.locator(f"{composer} .send").evaluate(
+            """(send) => {
+                const box = send.getBoundingClientRect();
+                const hit = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+                return send.contains(hit);
+            }"""
+        )
+    )
+
+
+def open_a_thread_in_general(page: Page, text: str) -> Locator:
+    """As Riley, post in #general (Baton is not there) and open that message's thread."""
+    be(page, "U_AGENT2")
+    page.locator("#nav [data-channel=C_GENERAL]").click()
+    type_in(page, "#composer-text", text)
+    message = page.locator("#messages .msg", has_text=text)
+    message.hover()
+    message.get_by_label("Reply in thread").click()
+    expect(in_thread(page).locator(".msg").first).to_contain_text(text)
+    return message
+
+
+def test_a_cancelled_modal_stays_closed_after_a_reload_and_in_a_new_tab(page: Page) -> None:
+    angry = "Third time asking: I want a refund for the annual plan NOW."
+    be(page, "U_CUST1")
+    expect(by_baton(ask(page, angry)).last).to_contain_text("passing you to a person", timeout=20_000)
+    be(page, "U_AGENT1")
+    page.locator("#nav [data-channel=C_AGENTS]").click()
+    card = page.locator("#messages .msg[data-author=U_BATON]", has_text=angry)
+    card.locator("[data-action=baton_claim]").click()
+    card.hover()
+    card.get_by_label("Reply in thread").click()
+    type_in(page, "#thread-text", "Refunded the annual plan.")
+    expect(in_thread(page).locator(".msg[data-name=Sam]")).to_contain_text("Refunded")
+    card.locator("[data-action=baton_resolve]").click()
+    for close in ("Cancel", "Close"):  # the modal's Cancel button, then its ×
+        card.locator("[data-action=baton_save_faq]").click()
+        expect(page.locator(".modal")).to_contain_text("Save as FAQ")
+        page.locator(".modal").get_by_role("button", name=close, exact=True).click()
+        expect(page.locator(".modal")).to_have_count(0)
+        page.reload()
+        expect(page.locator("body[data-live=yes]")).to_be_attached()
+        expect(card).to_contain_text("Resolved by")  # the page has drawn the workspace again
+        expect(page.locator(".modal")).to_have_count(0)
+    other = page.context.new_page()
+    other.goto(page.url)
+    expect(other.locator("#messages .msg[data-author=U_BATON]", has_text=angry)).to_be_visible()
+    expect(other.locator(".modal")).to_have_count(0)
+    other.close()
+
+
+def test_long_choices_wrap_inside_their_buttons(page: Page) -> None:
+    be(page, "U_CUST1")
+    choices = by_baton(ask(page, "2fa phone")).filter(has_text="Which of these do you mean?")
+    long = choices.locator(".btn", has_text="I lost my phone and can't get my 2FA code")
+    expect(long).to_be_visible(timeout=20_000)
+    cut = "(buttons) => buttons.filter((b) => b.scrollHeight > b.clientHeight).length"
+    assert choices.locator(".btn").evaluate_all(cut) == 0  # no label runs out of its button
+    box = long.bounding_box()
+    assert box is not None and box["height"] > 40  # two lines, in a button that grew to hold them
+
+
+def test_the_channel_stays_at_the_bottom_when_the_thread_opens(page: Page) -> None:
+    be(page, "U_CUST1")
+    page.locator("#nav [data-channel=C_SUPPORT]").click()
+    words = "about invoices, the numbering of several companies we manage from one account and their VAT, "
+    for n in range(5):
+        type_in(page, "#composer-text", f"Question {n} {words * 5}")
+        expect(page.locator("#messages .msg").last).to_contain_text(f"Question {n}")
+    page.locator("#thread-close").click()
+    expect(page.locator("#thread")).to_be_hidden()
+    type_in(page, "#composer-text", "One more short question")
+    expect(in_thread(page).locator(".msg").first).to_contain_text("One more short question")
+    expect(page.locator("#messages .msg", has_text="One more short question")).to_be_in_viewport(ratio=1)
+
+
+def test_a_narrow_window_shows_one_column_at_a_time(page: Page) -> None:
+    page.set_viewport_size({"width": 420, "height": 800})
+    expect(page.locator("#tour")).to_be_in_viewport(ratio=1)
+    assert page.evaluate("document.documentElement.scrollWidth") == 420
+    expect(page.locator("#sidebar")).to_be_hidden()
+    page.locator("#nav-toggle").click()
+    be(page, "U_AGENT2")
+    page.locator("#nav [data-channel=C_GENERAL]").click()
+    expect(page.locator("#sidebar")).to_be_hidden()  # picking a channel closes the list
+    expect(page.locator("#channel-header")).to_contain_text("general")
+    type_in(page, "#composer-text", "Seen on a phone")
+    message = page.locator("#messages .msg", has_text="Seen on a phone")
+    message.hover()
+    message.get_by_label("Reply in thread").click()
+    thread = page.locator("#thread").bounding_box()  # over the channel, not squeezed in beside it
+    assert thread is not None and (thread["x"], thread["width"]) == (0, 420)
+    assert send_button_is_uncovered(page, "#thread-composer")
+    assert page.evaluate("document.documentElement.scrollWidth") == 420
+
+
+def test_the_traffic_panel_never_covers_a_composer(page: Page) -> None:
+    page.locator("#traffic-toggle").click()
+    expect(page.locator("#traffic")).to_be_visible()
+    be(page, "U_AGENT2")
+    page.locator("#nav [data-channel=C_GENERAL]").click()
+    assert send_button_is_uncovered(page, "#composer")
+    open_a_thread_in_general(page, "Is the traffic panel in the way?")
+    assert send_button_is_uncovered(page, "#composer") and send_button_is_uncovered(page, "#thread-composer")
+    page.set_viewport_size({"width": 420, "height": 800})
+    assert send_button_is_uncovered(page, "#thread-composer")
+
+
+def test_a_reload_keeps_the_channel_and_the_open_thread(page: Page) -> None:
+    open_a_thread_in_general(page, "Keep this thread open")
+    type_in(page, "#thread-text", "a reply in it")
+    expect(in_thread(page)).to_contain_text("a reply in it")
+    page.reload()
+    expect(page.locator("body[data-live=yes]")).to_be_attached()
+    expect(page.locator("#nav [data-channel=C_GENERAL]")).to_have_class(re.compile(r"\bactive\b"))
+    expect(in_thread(page).locator(".msg").first).to_contain_text("Keep this thread open")
+    expect(in_thread(page)).to_contain_text("a reply in it")

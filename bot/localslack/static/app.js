@@ -16,7 +16,7 @@
     thread: null, // { channel, ts } shown in the side pane
     typing: new Map(), // key -> { user, channel, thread_ts, until }
     viewErrors: {}, // view_id -> { block_id: message }
-    dismissed: new Set(), // modal view ids closed on this page
+    dismissed: new Set(), // modal view ids closed here: hidden at once, before the local Slack says so
     known: null, // keys of every message in the last state (null before the first)
     fresh: new Set(), // messages that arrived with the last state: they flash once
     demo: null, // /_demo/info, when the page runs under `baton demo`
@@ -399,15 +399,39 @@
   function setMe(id) {
     if (!id || id === S.me) return;
     S.me = id;
-    const url = new URL(location.href);
-    url.searchParams.set("as", id);
-    history.replaceState(null, "", url);
+    remember();
     localStorage.setItem("baton-demo-as", id);
     S.data && render();
     refresh();
   }
 
+  // Who you are, where you are and the open thread, in the URL: a reload or a copied link opens the same.
+  function remember() {
+    const url = new URL(location.href);
+    const set = (name, value) => (value ? url.searchParams.set(name, value) : url.searchParams.delete(name));
+    set("as", S.me);
+    set("channel", S.view.kind === "channel" ? S.view.id : null);
+    set("home", S.view.kind === "home" ? S.view.tab : null);
+    set("thread", S.thread ? `${S.thread.channel}-${S.thread.ts}` : null);
+    if (url.href !== location.href) history.replaceState(null, "", url);
+  }
+
+  function recall(params) {
+    const home = params.get("home");
+    if (home === "home" || home === "messages") S.view = { kind: "home", tab: home };
+    else if (params.get("channel")) S.view = { kind: "channel", id: params.get("channel") };
+    const thread = /^([A-Z0-9_]+)-(\d+\.\d+)$/.exec(params.get("thread") || "");
+    if (thread) S.thread = { channel: thread[1], ts: thread[2] };
+  }
+
+  // Narrow windows hide the channel list behind #nav-toggle (see style.css); picking a place closes it.
+  function showNav(open) {
+    document.body.dataset.nav = open ? "open" : "closed";
+    $("nav-toggle").setAttribute("aria-expanded", String(open));
+  }
+
   function openChannel(id) {
+    showNav(false);
     S.view = { kind: "channel", id };
     if (S.thread && S.thread.channel !== id && !isMember(channel(S.thread.channel))) S.thread = null;
     render();
@@ -415,6 +439,7 @@
   }
 
   function openHome(tab = "home", notify = true) {
+    showNav(false);
     S.view = { kind: "home", tab };
     if (tab === "home" && notify) act(null, "open_home", { user: S.me });
     render();
@@ -438,6 +463,8 @@
     renderThread();
     renderModal();
     renderTyping();
+    settle();
+    remember();
   }
 
   function fixView() {
@@ -565,13 +592,29 @@
   }
 
   // Replace a list's content, staying at the bottom if it was there (or if it shows something new).
+  // The scrolling waits for `settle()`: opening the thread pane after this narrows the channel.
+  const scrolls = new Map(); // list -> "bottom" or the scrollTop to keep
+  const nearBottom = (list) => list.scrollHeight - list.scrollTop - list.clientHeight < 80;
   function fill(list, key, nodes, empty) {
     const fresh = list.dataset.key !== key;
-    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    const atBottom = nearBottom(list);
     const top = list.scrollTop;
     list.replaceChildren(...(nodes.length || !empty ? nodes : [empty]));
     list.dataset.key = key;
-    list.scrollTop = fresh || atBottom ? list.scrollHeight : top;
+    scrolls.set(list, fresh || atBottom ? "bottom" : top);
+  }
+
+  function settle() {
+    for (const [list, where] of scrolls) list.scrollTop = where === "bottom" ? list.scrollHeight : where;
+    scrolls.clear();
+  }
+
+  // A list the person left at its bottom stays there when it changes size between renders
+  // (the traffic drawer opens, the window narrows, the composer grows a line).
+  function keepBottom(list) {
+    let stuck = true;
+    list.addEventListener("scroll", () => { stuck = nearBottom(list); });
+    new ResizeObserver(() => { if (stuck) list.scrollTop = list.scrollHeight; }).observe(list);
   }
 
   function messageNode(m, channelId, { previous = null, inThread = false } = {}) {
@@ -667,7 +710,13 @@
       errors: S.viewErrors[view.id],
       act: (e, value, node) => act(node, "click_view", { user: S.me, view_id: view.id, action_id: e.action_id, value }),
     };
-    const close = () => { S.dismissed.add(view.id); root.dataset.key = "closing"; renderModal(); };
+    // As in Slack: Cancel closes this view, × the whole stack; the local Slack closes them for every tab.
+    const close = (clear) => () => {
+      for (const v of clear ? modals : [view]) S.dismissed.add(v.id);
+      root.dataset.key = "closing";
+      renderModal();
+      act(null, "close_view", { user: S.me, view_id: view.id, clear });
+    };
     const submit = async (event) => {
       event.preventDefault();
       const values = {};
@@ -676,10 +725,10 @@
       await act(event.submitter, "submit_view", { user: S.me, view_id: view.id, values });
     };
     const form = h("form", { class: "modal", role: "dialog", "aria-modal": "true", onsubmit: submit },
-      h("div", { class: "modal-header" }, h("span", { class: "modal-title", html: plain(view.title) }), h("button", { class: "ghost", type: "button", onclick: close, text: "×", "aria-label": "Close" })),
+      h("div", { class: "modal-header" }, h("span", { class: "modal-title", html: plain(view.title) }), h("button", { class: "ghost", type: "button", onclick: close(true), text: "×", "aria-label": "Close" })),
       h("div", { class: "modal-body" }, blocks(view.blocks, ctx)),
       h("div", { class: "modal-footer" },
-        h("button", { class: "btn", type: "button", onclick: close, html: plain(view.close) || "Cancel" }),
+        h("button", { class: "btn", type: "button", onclick: close(false), html: plain(view.close) || "Cancel" }),
         view.submit ? h("button", { class: "btn primary", type: "submit", html: plain(view.submit) }) : null));
     root.replaceChildren(h("div", { class: "overlay" }, form));
   }
@@ -788,12 +837,19 @@
   function start() {
     const params = new URLSearchParams(location.search);
     S.me = params.get("as") || localStorage.getItem("baton-demo-as") || "U_CUST1";
+    recall(params);
     $("viewer").addEventListener("change", (event) => setMe(event.target.value));
     $("thread-close").addEventListener("click", () => { S.thread = null; render(); });
     $("caption-close").addEventListener("click", () => { $("caption").hidden = true; });
     $("tour").addEventListener("click", playTour);
     $("traffic-toggle").addEventListener("click", () => { $("traffic").hidden = !$("traffic").hidden; });
     document.addEventListener("click", onLink);
+    $("nav-toggle").addEventListener("click", () => showNav(document.body.dataset.nav !== "open"));
+    $("workspace").addEventListener("click", (event) => {
+      if (document.body.dataset.nav === "open" && !event.target.closest(".sidebar")) showNav(false);
+    });
+    keepBottom($("messages"));
+    keepBottom($("thread-messages"));
     composer($("composer"), $("composer-text"), () => [$("composer").dataset.channel, null]);
     composer($("thread-composer"), $("thread-text"), () => (S.thread ? [S.thread.channel, S.thread.ts] : [null, null]));
     connect();
