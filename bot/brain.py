@@ -30,6 +30,7 @@ from models.requests import HumanRequestDetector
 from models.sentiment import LayerSentiment, Sentiment, SentimentModel
 from models.tuned import TunedEncoder
 
+NOTHING = Retrieval(None, None, 0.0)  # what a turn without words retrieves
 MAX_MODEL_CHARS = 2000  # the encoder reads 128 tokens; longer text only costs tokenising time
 _MENTION = re.compile(r"<[@#!][^>]*>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
@@ -94,7 +95,8 @@ class Brain:
         if live:
             vectors[:, live] = self._encode([cleaned[i] for i in live])
         base, faq, feeling = vectors
-        retrievals = index.search(faq)
+        blank = set(range(len(cleaned))) - set(live)
+        retrievals = [NOTHING if i in blank else r for i, r in enumerate(index.search(faq))]
         sentiments = self.sentiment.score_batch(cleaned, feeling)
         asks = [self.requests.score(t, v) for t, v in zip(cleaned, base, strict=True)]
         return [Reading(*parts) for parts in zip(retrievals, sentiments, asks, strict=True)]

@@ -98,6 +98,8 @@ def test_the_scorer_layers_run_on_the_turns_one_lower_pass(
     assert [r.sentiment for r in readings] == expected
     base = plain.knowledge.index().search(tiny.encode([t for t in TURNS if t]))  # FAQ reads the base
     assert [r.retrieval for r, t in zip(readings, TURNS, strict=True) if t] == base
+    blank = readings[TURNS.index("")].retrieval
+    assert blank.best is None and blank.runner_up is None and blank.confidence == 0.0
     plain.close()
 
 
