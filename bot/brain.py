@@ -32,6 +32,7 @@ from models.tuned import TunedEncoder
 
 NOTHING = Retrieval(None, None, 0.0)  # what a turn without words retrieves
 MAX_MODEL_CHARS = 2000  # the encoder reads 128 tokens; longer text only costs tokenising time
+_WORD = re.compile(r"[^\W_]")  # a letter or digit: something the encoder can read
 _MENTION = re.compile(r"<[@#!][^>]*>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 _BARE_LINK = re.compile(r"<(https?://[^>]+)>")
@@ -95,7 +96,7 @@ class Brain:
         if live:
             vectors[:, live] = self._encode([cleaned[i] for i in live])
         base, faq, feeling = vectors
-        blank = set(range(len(cleaned))) - set(live)
+        blank = {i for i, t in enumerate(cleaned) if not _WORD.search(t)}  # emoji are unknown tokens
         retrievals = [NOTHING if i in blank else r for i, r in enumerate(index.search(faq))]
         sentiments = self.sentiment.score_batch(cleaned, feeling)
         asks = [self.requests.score(t, v) for t, v in zip(cleaned, base, strict=True)]
