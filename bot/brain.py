@@ -31,7 +31,7 @@ from models.sentiment import LayerSentiment, Sentiment, SentimentModel
 from models.tuned import TunedEncoder
 
 NOTHING = Retrieval(None, None, 0.0)  # what a turn without words retrieves
-MAX_MODEL_CHARS = 2000  # the encoder reads 128 tokens; longer text only costs tokenising time
+HEAD_CHARS = TAIL_CHARS = 200  # of a long turn the encoder reads both ends: about its 128 tokens
 _WORD = re.compile(r"[^\W_]")  # a letter or digit: something the encoder can read
 _MENTION = re.compile(r"<[@#!][^>]*>")
 _LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
@@ -59,11 +59,28 @@ class TurnCheck:
     elapsed_ms: float
 
 
-def clean_turn(text: str) -> str:
+def clean_turn(text: str, keep_lines: bool = False) -> str:
     """Slack markup to plain words: mentions dropped, links to their labels, &amp; to &."""
     text = _LINK.sub(r"\2", text)
     text = _BARE_LINK.sub(r"\1", text)
-    return unescape(" ".join(_MENTION.sub(" ", text).split()))
+    lines = (" ".join(line.split()) for line in _MENTION.sub(" ", text).splitlines())
+    return unescape(("\n" if keep_lines else " ").join(line for line in lines if line))
+
+
+def model_text(text: str) -> str:
+    """What the models read of a turn: all of it, or of a long one its start and its end.
+
+    The encoder reads 128 tokens, so a question after a long paste (a log, an email thread)
+    would be cut off; people ask either before or after what they paste. So a long turn is
+    read as its first and last lines, each cut to its own end nearest the middle.
+    """
+    if len(text) <= HEAD_CHARS + TAIL_CHARS + 40:
+        return text
+    lines = [line for line in text.splitlines() if line.strip()] or [text]
+    first, last = (lines[0], lines[-1]) if len(lines) > 1 else (text, text)
+    head = first[:HEAD_CHARS].rsplit(" ", 1)[0] if len(first) > HEAD_CHARS else first
+    tail = last[-TAIL_CHARS:].split(" ", 1)[-1] if len(last) > TAIL_CHARS else last
+    return f"{head} … {tail}"
 
 
 def stack_from(encoder: TransformerEncoder, first: int, start: int, layers: Any) -> list[Any]:
@@ -90,7 +107,7 @@ class Brain:
     def read(self, texts: Sequence[str], index: FaqIndex | None = None) -> list[Reading]:
         """Run the models on several turns in one forward pass."""
         index = index or self.knowledge.index()
-        cleaned = [clean_turn(t)[:MAX_MODEL_CHARS] for t in texts]
+        cleaned = [model_text(clean_turn(t, keep_lines=True)) for t in texts]
         vectors = np.zeros((3, len(cleaned), self.encoder.dim), dtype=np.float32)
         live = [i for i, t in enumerate(cleaned) if t]
         if live:

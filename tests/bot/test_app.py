@@ -35,6 +35,16 @@ async def test_faq_question_is_answered_in_its_thread(harness: Harness) -> None:
     assert [c.method for c in slack.calls("chat.postMessage")] == ["chat.postMessage"]
 
 
+async def test_a_question_after_a_long_paste_is_still_answered(harness: Harness) -> None:
+    log = " ".join(f"2026-12-03T10:{i % 60:02d}:00 worker-{i} job queued status=ok" for i in range(120))
+    ts = await harness.slack.post(
+        "U_CUST1", "C_SUPPORT", f"Here is our log:\n{log}\nI forgot my password, how do I get a new one?"
+    )
+    await harness.settle()
+    (reply,) = harness.replies("C_SUPPORT", ts)
+    assert "Forgot password?" in reply["text"]
+
+
 async def test_follow_up_in_the_thread_is_answered_in_the_same_thread(harness: Harness) -> None:
     ts = await harness.slack.post("U_CUST1", "C_SUPPORT", "how do I reset my password")
     replies = await harness.answer_to("U_CUST1", "C_SUPPORT", "and how do I export my data?", thread_ts=ts)
