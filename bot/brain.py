@@ -116,7 +116,7 @@ class Brain:
         blank = {i for i, t in enumerate(cleaned) if not _WORD.search(t)}  # emoji are unknown tokens
         retrievals = [NOTHING if i in blank else r for i, r in enumerate(index.search(faq))]
         sentiments = self.sentiment.score_batch(cleaned, feeling)
-        asks = [self.requests.score(t, v) for t, v in zip(cleaned, base, strict=True)]
+        asks = self.requests.score_turns(cleaned, base)
         return [Reading(*parts) for parts in zip(retrievals, sentiments, asks, strict=True)]
 
     def _encode(self, texts: list[str]) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -96,6 +97,7 @@ class HumanRequestDetector:
     """Scores how clearly a turn asks to talk to a person, in [0, 1]."""
 
     def __init__(self, encoder: Encoder) -> None:
+        self._encoder = encoder
         self._asking = encoder.encode(list(ASKING_FOR_A_PERSON))
         self._look_alikes = encoder.encode(list(LOOK_ALIKES))
         self.dim = int(self._asking.shape[1])
@@ -114,6 +116,42 @@ class HumanRequestDetector:
         cue = 1.0 if has_cue(text) else 0.0
         logit = SIMILARITY_WEIGHT * similarity + MARGIN_WEIGHT * margin + CUE_WEIGHT * cue - MIDPOINT
         return 1.0 / (1.0 + math.exp(-logit))
+
+    def score_turns(self, texts: Sequence[str], vectors: np.ndarray) -> list[float]:
+        """Score turns from their embeddings, and the clauses of longer ones on their own.
+
+        "My export fails with error 500. Can I talk to a real person?" asks for a person in
+        its last sentence, but the turn's embedding is mostly about exports: each clause of a
+        turn of several is encoded too (one batch for all turns) and the best score counts.
+        """
+        scores = [self.score(t, v) for t, v in zip(texts, vectors, strict=True)]
+        parts = [(i, part) for i, text in enumerate(texts) for part in clauses(text)]
+        if parts:
+            encoded = self._encoder.encode([part for _, part in parts])
+            for (i, part), vector in zip(parts, encoded, strict=True):
+                clause = self.score(part, vector)
+                if clause >= CLAUSE_SURE:
+                    scores[i] = max(scores[i], clause)
+        return scores
+
+
+CLAUSE_BREAK = re.compile(r"[.!?;:\n]+\s*|,\s+")
+MAX_CLAUSES = 6  # of a long turn, the first and last three: where people ask
+# A short clause on its own is easily mistaken ("can you help", "thank you"): one counts only
+# when it is this sure. At 0.95, scoring clauses added no false request on the sample FAQ's
+# 400 questions, CLINC val's 3,100, curekart test's 991 or 2,000 GoEmotions comments (any
+# clause above 0.5 added 36), while requests inside longer turns scored 0.98-1.0.
+CLAUSE_SURE = 0.95
+
+
+def clauses(text: str) -> list[str]:
+    """A turn's clauses of two words or more, when it has several (else none)."""
+    parts = [part.strip() for part in CLAUSE_BREAK.split(text)]
+    parts = [part for part in parts if len(part.split()) >= 2]
+    if len(parts) < 2:
+        return []
+    half = MAX_CLAUSES // 2
+    return parts if len(parts) <= MAX_CLAUSES else parts[:half] + parts[-half:]
 
 
 def has_cue(text: str) -> bool:

@@ -14,6 +14,7 @@ from models.requests import (
     LOOK_ALIKES,
     HumanRequestDetector,
     RequestError,
+    clauses,
     has_cue,
 )
 
@@ -131,7 +132,7 @@ def scores(encoder: TransformerEncoder, texts: tuple[str, ...]) -> np.ndarray:
     """Score texts the way Baton does: one shared forward pass, then the detector."""
     detector = HumanRequestDetector(encoder)
     vectors = encoder.encode(list(texts))
-    return np.array([detector.score(text, vector) for text, vector in zip(texts, vectors, strict=True)])
+    return np.array(detector.score_turns(list(texts), vectors))
 
 
 def test_measurement_phrasings_are_not_prototypes() -> None:
@@ -218,3 +219,35 @@ def test_a_vector_from_another_encoder_is_refused() -> None:
 )
 def test_lexical_cues(text: str, expected: bool) -> None:
     assert has_cue(text) is expected
+
+
+# Requests inside longer turns (written for this test, not prototypes), and longer product
+# questions with short polite clauses that must not count as a request.
+ASKING_INSIDE = (
+    "My export keeps failing with error 500 since this morning. Can I talk to a real person?",
+    "I need a human please, my invoice total is wrong and the PDF shows last month's tax rate",
+    "Our webhook stopped firing after we rotated the API key; please get me someone from support.",
+)
+NOT_ASKING_INSIDE = (
+    "Thanks, that worked. How do I export last year's invoices as CSV?",
+    "I forgot my password, can you help? The reset email never arrives.",
+    "Quick one: how many seats does the team plan include, and can I add a person later?",
+)
+
+
+@pytest.mark.model
+def test_a_request_for_a_person_inside_a_longer_turn_is_caught(encoder: TransformerEncoder) -> None:
+    assert (scores(encoder, ASKING_INSIDE) >= HUMAN_REQUEST).all()
+    assert (scores(encoder, NOT_ASKING_INSIDE) < HUMAN_REQUEST).all()
+    detector = HumanRequestDetector(encoder)
+    whole = [
+        detector.score(t, v) for t, v in zip(ASKING_INSIDE, encoder.encode(list(ASKING_INSIDE)), strict=True)
+    ]
+    assert min(whole) < HUMAN_REQUEST  # the turn's embedding alone misses some of them
+
+
+def test_clauses_split_a_turn_of_several_and_keep_its_ends() -> None:
+    assert clauses("can I talk to a human") == []
+    assert clauses("Export fails. Can I talk to a person?") == ["Export fails", "Can I talk to a person"]
+    many = clauses(". ".join(f"sentence number {i}" for i in range(10)))
+    assert many == [f"sentence number {i}" for i in (0, 1, 2, 7, 8, 9)]
