@@ -4,7 +4,8 @@ The page (`bot/localslack/static/`) talks to the emulator's control API; the emu
 Baton over signed HTTP exactly as Slack would, and Baton answers through the emulator's Web API.
 Nothing here is a shortcut around production code: Baton is built by `bot.runner.running`.
 `--tour` (or the page's "Play tour" button) plays a scripted conversation through the emulator's
-Python API, with pauses a person would take.
+Python API, with pauses a person would take. With `--db FILE`, Baton's database and the local
+Slack's state (`FILE.slack.json`) are kept between runs, so a restart carries on the conversations.
 
 Raises `DemoError` when the page's port cannot be used.
 """
@@ -120,9 +121,10 @@ async def serving(app: BatonApp) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def start_slack(host: str, port: int) -> DemoSlack:
-    """The emulator serving the page on host:port; `DemoError` if the port cannot be used."""
-    slack = DemoSlack(demo_world())
+async def start_slack(host: str, port: int, state_file: Path | None = None) -> DemoSlack:
+    """The emulator serving the page on host:port (kept in `state_file`, if given); `DemoError`
+    if the port cannot be used."""
+    slack = DemoSlack(demo_world(), state_file=state_file)
     try:
         await slack.start(host, port)
     except OSError as exc:
@@ -133,10 +135,14 @@ async def start_slack(host: str, port: int) -> DemoSlack:
 
 @contextlib.asynccontextmanager
 async def running_demo(
-    settings: Settings, host: str = "127.0.0.1", port: int = 0, pace: float = 1.0
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    pace: float = 1.0,
+    state_file: Path | None = None,
 ) -> AsyncIterator[Demo]:
     """The emulator on host:port and Baton (built by `bot.runner.running`) serving it."""
-    slack = await start_slack(host, port)
+    slack = await start_slack(host, port, state_file)
     try:
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
         async with running(demo_settings(settings, slack), client) as app, serving(app) as app_url:
@@ -157,6 +163,11 @@ def seed_path(settings: Settings, directory: Path = DEMO_DIR) -> Path:
         return directory / "demo.db"
     digest = hashlib.sha256(str(settings.faq_path.resolve()).encode()).hexdigest()[:10]
     return directory / f"demo-{digest}.db"
+
+
+def slack_state_path(db: Path) -> Path:
+    """Where `--db FILE` keeps the local Slack's messages and views: `FILE.slack.json`."""
+    return db.with_name(db.name + ".slack.json")
 
 
 def copy_database(source: sqlite3.Connection, target: Path) -> None:
@@ -390,7 +401,7 @@ class Options:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     tour: bool = False
-    db: Path | None = None  # None: a fresh database each run, copied from the seed in `home`
+    db: Path | None = None  # None: a fresh database (copied from the seed in `home`) and Slack each run
     home: Path = DEMO_DIR
     pace: float = 1.0  # of the tour's pauses
     since: float | None = None  # the perf_counter() that "ready in" counts from (default: now)
@@ -425,14 +436,17 @@ async def demo(
 
 @contextlib.asynccontextmanager
 async def launched(settings: Settings, options: Options, out: TextIO) -> AsyncIterator[Demo]:
-    """The running demo, on a fresh database unless `--db`; says where and how fast."""
+    """The running demo, on a fresh database and Slack unless `--db`; says where and how fast."""
     since = time.perf_counter() if options.since is None else options.since
     say = functools.partial(print, file=out, flush=True)
     say("Starting the local Slack and Baton (loading the models)…")
     with tempfile.TemporaryDirectory(prefix="baton-demo-") as scratch:
         seed = seed_path(settings, options.home)
         settings = replace(settings, db_path=options.db or fresh_database(seed, Path(scratch)))
-        async with running_demo(settings, options.host, options.port, options.pace) as live:
+        state = slack_state_path(options.db) if options.db else None
+        async with running_demo(settings, options.host, options.port, options.pace, state) as live:
+            if live.slack.state_error:
+                say(f"The local Slack starts empty: cannot use {live.slack.state_error}")
             if options.db is None:
                 save_seed(live.app.baton.services.db, seed)
             say(f"Baton demo ready in {time.perf_counter() - since:.1f} s: open {live.url}")

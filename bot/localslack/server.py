@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from bot.localslack import control
-from bot.localslack.errors import LocalSlackError, SlackError
+from bot.localslack import control, snapshot
+from bot.localslack.errors import LocalSlackError, SlackError, StateFileError
 from bot.localslack.events import AppReply, Deliverer, Delivery, DeliveryConfig, Payload, Sender
 from bot.localslack.faults import FaultSchedule
 from bot.localslack.interactive import Interactions
@@ -49,7 +49,11 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 class LocalSlack:
-    """A local Slack: Web API, signed Events API delivery, interactivity and fault injection."""
+    """A local Slack: Web API, signed Events API delivery, interactivity and fault injection.
+
+    With `state_file`, what Slack holds is loaded from that file and saved back to it (see
+    `snapshot`), so a restart on the same file carries on where the last run stopped.
+    """
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class LocalSlack:
         ts_start: float | None = None,
         commands_url: str | None = None,
         interactivity_url: str | None = None,
+        state_file: Path | None = None,
     ) -> None:
         self.world = world or World()
         self.app_url = app_url
@@ -86,6 +91,18 @@ class LocalSlack:
         self._interactions = Interactions(self.workspace, self._sender, lambda: self.url, self._endpoint)
         self._interactions.timeout = ack_timeout
         self._runner: web.AppRunner | None = None
+        self.state_error: StateFileError | None = None  # why a saved state could not be used
+        self._autosave = self._resume(state_file) if state_file else None
+
+    def _resume(self, path: Path) -> snapshot.Autosave:
+        """Carry on from the state saved at `path` (an unreadable one is set aside) and keep saving."""
+        try:
+            snapshot.resume(self.workspace, path)
+        except StateFileError as error:
+            aside = snapshot.set_aside(path)
+            kept = f"; it is kept as {aside}" if aside else ""
+            self.state_error = StateFileError(f"{path}: {error}{kept}")
+        return snapshot.Autosave(self.workspace, path)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -125,6 +142,8 @@ class LocalSlack:
             await self._runner.cleanup()
             self._runner = None
         await self._sender.close()
+        if self._autosave is not None:
+            self._autosave.close()
 
     async def __aenter__(self) -> LocalSlack:
         await self.start()

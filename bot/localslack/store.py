@@ -31,10 +31,27 @@ class TsClock:
         self._last = max(now, self._last + 1)
         return format_ts(self._last)
 
+    @property
+    def last(self) -> str:
+        """The latest timestamp issued ("0.000000" before the first)."""
+        return format_ts(max(self._last, 0))
+
+    def resume(self, last: str) -> None:
+        """Carry on after `last` (a restart): every later timestamp is larger."""
+        self._last = max(self._last, parse_ts(last))
+
 
 def format_ts(micros: int) -> str:
     """Microseconds since the epoch as a Slack ts."""
     return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def parse_ts(ts: str) -> int:
+    """A Slack ts as microseconds since the epoch; `ValueError` if it is not one."""
+    seconds, _, fraction = ts.partition(".")
+    if not (seconds.isdigit() and fraction.isdigit() and len(fraction) == 6):
+        raise ValueError(f"not a Slack ts: {ts!r}")
+    return int(seconds) * 1_000_000 + int(fraction)
 
 
 def is_reply(message: Message) -> bool:
@@ -57,6 +74,24 @@ class Store:
     ephemerals: dict[str, list[Message]] = field(default_factory=dict)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     view_owner: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def restored(
+        cls,
+        messages: dict[str, list[Message]],
+        ephemerals: dict[str, list[Message]],
+        views: list[tuple[str, dict[str, Any]]],
+    ) -> Store:
+        """A store holding saved messages (thread fields as saved), ephemerals and (owner, view)s."""
+        store = cls(messages=messages, ephemerals=ephemerals)
+        for channel, found in messages.items():
+            for message in found:
+                store.by_ts[channel, message["ts"]] = message
+                if is_reply(message):
+                    store.replies.setdefault((channel, message["thread_ts"]), []).append(message)
+        for owner, view in views:
+            store.save_view(owner, view)
+        return store
 
     def add(self, channel: str, message: Message) -> Message:
         """Store a new message; a reply updates its parent's thread fields."""

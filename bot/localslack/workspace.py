@@ -146,6 +146,19 @@ class Workspace:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    @property
+    def issued(self) -> int:
+        """How many ids `next_id` has handed out (saved with the state, so none is issued twice)."""
+        return self._counter
+
+    def resume(self, store: Store, channels: list[Channel], issued: int, last_ts: str) -> None:
+        """Carry on from a saved state: its store, the DMs it had opened, past its ids and ts."""
+        self.store = store
+        known = {c.id for c in self.world.channels}
+        self.world.channels.extend(c for c in channels if c.id not in known)
+        self._counter = max(self._counter, issued)
+        self.clock.resume(last_ts)
+
     def next_id(self, prefix: str) -> str:
         """A fresh Slack-looking id such as `Ev0000000ALS` or `V0000000BLS`."""
         self._counter += 1

@@ -155,6 +155,41 @@ async def test_the_tour_answers_hands_off_relays_and_gets_a_thumbs_up(live: Live
     assert "1/5" in live.out.getvalue() and len(log.steps) == 10  # captions for the page and the terminal
 
 
+# -- a restart with --db ---------------------------------------------------------------------------
+async def test_a_restart_with_db_carries_on_the_conversations_and_their_handoffs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.runner.model_threads", lambda: 1)
+    state = tmp_path / "demo.db.slack.json"
+    state.write_text("{not json")  # a broken file: said in one line, and the demo starts anyway
+    options = Options(port=0, db=tmp_path / "demo.db", home=tmp_path / "home", pace=0)
+    out = io.StringIO()
+    async with launched(Settings(), options, out) as first:
+        ts = await first.slack.post("U_CUST1", "C_SUPPORT", ANGRY)
+        card = await first.slack.wait_for(lambda: first.tour.card_for(ts), timeout=30)
+        await first.slack.click("U_AGENT1", "C_AGENTS", card["ts"], "baton_claim")
+        await first.slack.drain()
+        before = first.slack.messages("C_SUPPORT", ts), first.slack.messages("C_AGENTS", card["ts"])
+    assert [line for line in out.getvalue().splitlines() if "starts empty" in line] == [
+        f"The local Slack starts empty: cannot use {state}: not JSON (Expecting property name enclosed "
+        f"in double quotes: line 1 column 2 (char 1)); it is kept as {state}.unreadable"
+    ]
+    out = io.StringIO()
+    async with launched(Settings(), options, out) as second:  # Ctrl-C, then the same --db again
+        slack = second.slack
+        assert "starts empty" not in out.getvalue()
+        assert (slack.messages("C_SUPPORT", ts), slack.messages("C_AGENTS", card["ts"])) == before
+        await slack.post("U_AGENT1", "C_AGENTS", AGENT_REPLY, card["ts"])
+        (relayed,) = await slack.wait_for(lambda: second.tour.relays(ts), timeout=20)
+        assert (relayed["username"], relayed["text"]) == ("Sam", AGENT_REPLY)  # the card still leads to Casey
+        await slack.click("U_AGENT1", "C_AGENTS", card["ts"], "baton_resolve")
+        resolved = lambda: "Resolved by <@U_AGENT1>" in blocks_text(slack.messages("C_AGENTS")[0])  # noqa: E731
+        await eventually(resolved)
+        await slack.open_home("U_AGENT1")
+        answered = "*Open handoffs*\nNone: every thread is answered."  # and no ghost of the old run
+        await eventually(lambda: any(answered in blocks_text(v) for v in slack.views("U_AGENT1")))
+
+
 # -- without the model ---------------------------------------------------------------------------
 def test_a_run_starts_from_a_copy_of_the_seed_and_leaves_the_seed_alone(tmp_path: Path) -> None:
     seed = tmp_path / "seed.db"
