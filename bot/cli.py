@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.brain import TurnCheck
+from bot.commands import MAX_CSAT_DAYS
 from bot.runner import run_serve, run_socket
 from bot.settings import ConfigError, Settings
 from handoff.knowledge import KnowledgeBase
@@ -22,12 +24,36 @@ from handoff.tuning import load_settings
 from models.encoder import Encoder, EncoderError, TransformerEncoder, default_model_dir
 from models.evaluation import OOS, decide_labels, score, sweep
 from models.faq import DEFAULT_THRESHOLD, FaqError, FaqIndex
-from models.kb import KbError, dump_yaml, load_file, read_labelled
+from models.kb import KbError, dump_yaml, load_file, read_labelled, read_text
 from models.sentiment import SentimentError
 from models.tuned import TuningError, load_or_tune, worth_tuning
 
 Handler = Callable[[argparse.Namespace], int]
 USER_ERRORS = (ConfigError, KbError, FaqError, EncoderError, SentimentError, StoreError, TuningError, OSError)
+_NUMBER = re.compile(r"[0-9]{1,10}")  # ASCII digits: str.isdigit() is true for '²', which int() refuses
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and most tools take 32-bit seeds
+
+
+def _whole(text: str, low: int, high: int, what: str) -> int:
+    """A whole number from `low` to `high` for argparse, or a message saying what is allowed."""
+    if not _NUMBER.fullmatch(text.strip()) or not low <= int(text) <= high:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} from {low} to {high}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    """A TCP port from 1 to 65535 (`baton serve`)."""
+    return _whole(text, 1, 65535, "a port")
+
+
+def _demo_port(text: str) -> int:
+    """A TCP port from 1 to 65535, or 0 for any free one (`baton demo`)."""
+    return _whole(text, 0, 65535, "a port")  # 0: the demo picks a free one
+
+
+def _seed(text: str) -> int:
+    """A tuning seed from 0 to 2**32 - 1."""
+    return _whole(text, 0, MAX_SEED, "a seed")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_csat(sub)
     _add_eval_sentiment(sub)
     serve = sub.add_parser("serve", help="run the Slack app over HTTP (events, commands, interactivity)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: PORT, else 3000)")
+    serve.add_argument("--port", type=_port, help="port to listen on, 1-65535 (default: PORT, else 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: all)")
     serve.set_defaults(handler=run_serve)
     socket = sub.add_parser("socket", help="run the Slack app over Socket Mode (needs SLACK_APP_TOKEN)")
@@ -65,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser("demo", help="Baton in a local Slack in your browser: no Slack app, no tokens")
-    demo.add_argument("--port", type=int, default=3000, help="port of the page (default 3000; 0: any free)")
+    demo.add_argument(
+        "--port", type=_demo_port, default=3000, help="port of the page (default 3000; 0: any free)"
+    )
     demo.add_argument("--host", default="127.0.0.1", help="address of the page (default 127.0.0.1)")
     demo.add_argument("--tour", action="store_true", help="play a scripted conversation once the page opens")
     demo.add_argument("--db", type=Path, help="keep conversations in this database (default: fresh each run)")
@@ -110,7 +138,9 @@ def _add_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="frozen encoder only (default: fine-tune when the KB is large enough)",
     )
-    ev.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning (default 0)")
+    ev.add_argument(
+        "--seed", type=_seed, default=0, help=f"seed of the fine-tuning, 0-{MAX_SEED} (default 0)"
+    )
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(handler=run_eval)
 
@@ -202,8 +232,8 @@ def render_ask(report: dict[str, object]) -> str:
 # -- eval ------------------------------------------------------------------------------------
 def run_eval(args: argparse.Namespace) -> int:
     """`baton eval`: retrieval quality on a labelled test set (progress on stderr)."""
-    kb_rows = read_labelled(args.kb.read_text(encoding="utf-8"), str(args.kb))
-    test_rows = read_labelled(args.test.read_text(encoding="utf-8"), str(args.test))
+    kb_rows = read_labelled(read_text(args.kb), str(args.kb))  # each refuses a file with no rows
+    test_rows = read_labelled(read_text(args.test), str(args.test))
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise FaqError(f"--threshold must be between 0 and 1, not {args.threshold}")
     settings = Settings.from_env(os.environ)
@@ -326,10 +356,8 @@ def _add_csat(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _days(text: str) -> int:
-    """A number of days from 1 to 3650, for argparse."""
-    if not text.isdigit() or not 1 <= int(text) <= 3650:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to 3650")
-    return int(text)
+    """A number of days from 1 to the most `/baton csat` takes, for argparse."""
+    return _whole(text, 1, MAX_CSAT_DAYS, "a number of days")
 
 
 def run_csat(args: argparse.Namespace) -> int:

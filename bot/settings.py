@@ -5,6 +5,7 @@ Raises `ConfigError` naming every missing or malformed variable at once.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from pathlib import Path
 DEFAULT_API_URL = "https://slack.com/api/"
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9_]{2,}$")
 _USER = re.compile(r"^[UW][A-Z0-9_]{2,}$")
+_PORT = re.compile(r"[0-9]{1,5}")  # ASCII digits only: str.isdigit() is true for '²', which int() refuses
+MAX_REALERT_MINUTES = 24 * 60
 DEFAULT_HANDOFF_TEXT = (
     "I'm passing you to a person on our team. They'll reply right here in this thread, "
     "so there's no need to repeat yourself."
@@ -56,7 +59,7 @@ class Settings:
         problems: list[str] = []
         get = lambda name: environ.get(name, "").strip()  # noqa: E731
         settings = cls(
-            db_path=Path(get("BATON_DB") or "baton.db"),
+            db_path=_database(get("BATON_DB"), problems),
             faq_path=_existing(get("BATON_FAQ"), "BATON_FAQ", problems, file=True),
             model_dir=_existing(get("BATON_MODEL"), "BATON_MODEL", problems, file=False),
             sentiment_model=_existing(
@@ -75,7 +78,7 @@ class Settings:
             handoff_text=get("BATON_HANDOFF_TEXT") or DEFAULT_HANDOFF_TEXT,
             realert_after=_minutes(get("BATON_REALERT_MINUTES"), problems) * 60,
             tune=_flag(get("BATON_TUNE"), "BATON_TUNE", problems),
-            tuned_dir=Path(get("BATON_TUNED_DIR")).expanduser() if get("BATON_TUNED_DIR") else None,
+            tuned_dir=_directory(get("BATON_TUNED_DIR"), "BATON_TUNED_DIR", problems),
         )
         if slack:
             settings._require_slack(slack, problems)
@@ -109,6 +112,41 @@ def _existing(value: str, name: str, problems: list[str], file: bool | None) -> 
     return path
 
 
+def _database(value: str, problems: list[str]) -> Path:
+    """The database file; its folder may be missing (it is created), but not the folder above it."""
+    if not value:
+        return Path("baton.db")
+    path = Path(value).expanduser()
+    folder = path.parent
+    if path.is_dir():
+        problems.append(f"BATON_DB={value} is a directory, not a database file")
+    elif folder.exists() and not folder.is_dir():
+        problems.append(f"BATON_DB={value}: {folder} is a file, not a folder")
+    elif not folder.exists() and not folder.parent.is_dir():
+        problems.append(
+            f"BATON_DB={value}: neither its folder {folder} nor {folder.parent} exists "
+            "(Baton creates only the database's own folder)"
+        )
+    return path
+
+
+def _directory(value: str, name: str, problems: list[str]) -> Path | None:
+    """A folder that exists or can be created (under an existing, writable folder)."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            problems.append(f"{name}={value} is not a directory")
+        return path
+    ancestor = next(parent for parent in path.absolute().parents if parent.exists())
+    if not ancestor.is_dir():
+        problems.append(f"{name}={value} cannot be created: {ancestor} is a file, not a folder")
+    elif not os.access(ancestor, os.W_OK | os.X_OK):
+        problems.append(f"{name}={value} cannot be created: {ancestor} is not writable")
+    return path
+
+
 def _api_url(value: str, problems: list[str]) -> str:
     if not value:
         return DEFAULT_API_URL
@@ -128,7 +166,7 @@ def _ids(value: str, pattern: re.Pattern[str], name: str, problems: list[str]) -
 def _port(value: str, problems: list[str]) -> int:
     if not value:
         return 3000
-    if not value.isdigit() or not 0 < int(value) < 65536:
+    if not _PORT.fullmatch(value) or not 0 < int(value) < 65536:
         problems.append(f"PORT={value} must be a number from 1 to 65535")
         return 3000
     return int(value)
@@ -141,8 +179,11 @@ def _minutes(value: str, problems: list[str]) -> float:
         minutes = float(value)
     except ValueError:
         minutes = -1.0
-    if not 0 < minutes <= 24 * 60:
-        problems.append(f"BATON_REALERT_MINUTES={value} must be a number of minutes from 0 to 1440")
+    if not 0 < minutes <= MAX_REALERT_MINUTES:
+        problems.append(
+            f"BATON_REALERT_MINUTES={value} must be a number of minutes above 0 "
+            f"and at most {MAX_REALERT_MINUTES} (a day)"
+        )
         return DEFAULT_REALERT_MINUTES
     return minutes
 

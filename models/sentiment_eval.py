@@ -3,7 +3,7 @@
 `negative` is the class to detect; every other label counts as not negative. Backends: `default`
 (Baton's shipped scorer on the bundled encoder), `vader` (compound <= -0.05), the path of a head
 .npz, or the path of a local Hugging Face sequence-classification checkpoint.
-Raises `EvalError` for an unreadable or empty file or an unavailable backend.
+Raises `EvalError` for an unreadable, malformed or empty file or an unavailable backend.
 
     python -m models.sentiment_eval --test a.csv --test b.csv --backend default --backend vader
 """
@@ -11,7 +11,6 @@ Raises `EvalError` for an unreadable or empty file or an unavailable backend.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from models.encoder import Encoder, TransformerEncoder, default_model_dir
+from models.kb import KbError, read_rows, read_text
 from models.sentiment import (
     HeadSentiment,
     Polarity,
@@ -63,18 +63,12 @@ class Metrics:
 
 
 def read_examples(path: Path) -> list[Example]:
-    """Read a UTF-8 CSV with a `text,label` header."""
+    """Read a UTF-8 CSV with a `text,label` header, refusing a malformed row with its line named."""
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not {"text", "label"} <= set(reader.fieldnames or ()):
-                raise EvalError(f"{path} needs a 'text,label' header, not {reader.fieldnames}")
-            examples = [Example(row["text"] or "", row["label"] or "") for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise EvalError(f"cannot read {path}: {exc}") from exc
-    if not examples:
-        raise EvalError(f"{path} has no examples")
-    return examples
+        rows = read_rows(read_text(path), str(path))
+    except KbError as exc:
+        raise EvalError(str(exc)) from exc
+    return [Example(text, label) for _, text, label in rows]  # texts as written: the models see them so
 
 
 def compute_metrics(gold: Sequence[bool], predicted: Sequence[bool]) -> Metrics:

@@ -39,3 +39,12 @@ def test_csat_refuses_a_bad_number_of_days(env: Path, capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main(["csat", "--days", "zero"])
     assert "not a number of days" in capsys.readouterr().err
+
+
+def test_csat_takes_the_same_days_as_the_slash_command(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["csat", "--days", "365", "--json"]) == 0
+    capsys.readouterr()
+    for days in ("366", "3650", "²"):
+        with pytest.raises(SystemExit):
+            main(["csat", "--days", days])
+        assert "not a number of days from 1 to 365" in capsys.readouterr().err

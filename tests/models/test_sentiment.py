@@ -446,6 +446,30 @@ def test_a_file_without_the_header_is_refused(tmp_path: Path) -> None:
         read_examples(tmp_path / "bad.csv")
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("text,label\nfine,positive\n,negative\n", "line 3: expected a text and a label"),
+        ("text,label\n   ,positive\n", "line 2: expected a text and a label"),
+        ("text,label\nfine,positive\nok,\n", "line 3: expected a text and a label"),
+        (
+            'text,label\nfine,positive\n"unclosed,negative\nmore,positive\n',
+            "line 3: a quote opened on this line",
+        ),
+        ("text,label\n", "no rows after the header"),
+    ],
+)
+def test_a_malformed_row_is_refused_with_its_line(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "bad.csv").write_text(content)
+    with pytest.raises(EvalError, match=f"bad.csv, {message}" if "line" in message else message):
+        read_examples(tmp_path / "bad.csv")
+
+
+def test_a_byte_order_mark_is_read_and_texts_kept_as_written(tmp_path: Path) -> None:
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbftext,label\r\n  so slow  ,negative\r\n")
+    assert [(e.text, e.negative) for e in read_examples(tmp_path / "bom.csv")] == [("  so slow  ", True)]
+
+
 def test_an_unknown_backend_is_refused(tiny_csv: Path) -> None:
     with pytest.raises(EvalError, match="backend"):
         run(tiny_csv, "no-such-backend")
