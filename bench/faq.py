@@ -38,7 +38,7 @@ import numpy as np
 
 from bot.runner import model_threads  # the intra-op threads `baton serve` gives the model
 from models.faq import PRIOR_CALIBRATOR, FaqIndex
-from models.kb import Entry, load_file, read_labelled, sample_path
+from models.kb import Entry, load_file, read_labelled, read_text, sample_path
 
 CALLERS = 64
 LATENCY_TARGET_MS = 10.0
@@ -472,8 +472,8 @@ def real_shortlist(models: Models, kb_csv: Path, test_csv: Path) -> dict[str, An
     """
     import models.faq as faq  # `as`: a plain import would rebind the `models` argument
 
-    kb = read_labelled(kb_csv.read_text(encoding="utf-8"), str(kb_csv))
-    test = read_labelled(test_csv.read_text(encoding="utf-8"), str(test_csv))
+    kb = read_labelled(read_text(kb_csv), str(kb_csv))
+    test = read_labelled(read_text(test_csv), str(test_csv))
     vectors, queries = (_encode_all(models.encoder, [text for text, _ in rows]) for rows in (kb, test))
     saved = faq.SHORTLIST_MIN_EXAMPLES, faq.SHORTLIST_MIN
     faq.SHORTLIST_MIN_EXAMPLES, faq.SHORTLIST_MIN = 0, 0
