@@ -20,12 +20,12 @@ import numpy as np
 
 from bot.render import unescape
 from handoff.knowledge import KnowledgeBase
-from handoff.triggers import Decision, History, decide
+from handoff.triggers import Decision, History, decide, without_answers
 from handoff.tuning import TriggerSettings
 from models.batcher import MicroBatcher
 from models.encoder import Encoder, TransformerEncoder
 from models.faq import FaqIndex, Retrieval
-from models.kb import Entry
+from models.kb import Entry, has_answer
 from models.requests import HumanRequestDetector
 from models.sentiment import LayerSentiment, Sentiment, SentimentModel
 from models.tuned import TunedEncoder
@@ -178,6 +178,10 @@ class Brain:
         )
         best = reading.retrieval.best
         answer = self.knowledge.get(best.entry_id) if best else None
+        offered = [answer, *map(self.knowledge.get, decision.choices)]
+        unanswered = {e.id for e in offered if e is not None and not has_answer(e)}
+        if unanswered:
+            decision = without_answers(decision, unanswered, best.entry_id if best else None)
         choices = tuple(e for e in map(self.knowledge.get, decision.choices) if e is not None)
         elapsed = (time.perf_counter() - started) * 1000
         return TurnCheck(text, reading, decision, answer, choices, elapsed)

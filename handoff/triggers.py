@@ -42,6 +42,7 @@ class ReasonKind(Enum):
     HUMAN_REQUEST = "human_request"
     REPEATED_FALLBACK = "repeated_fallback"
     THUMBS_DOWN = "thumbs_down"
+    NO_ANSWER = "no_answer"
 
 
 HANDOFF_KINDS = frozenset(
@@ -51,6 +52,7 @@ HANDOFF_KINDS = frozenset(
         ReasonKind.HUMAN_REQUEST,
         ReasonKind.REPEATED_FALLBACK,
         ReasonKind.THUMBS_DOWN,
+        ReasonKind.NO_ANSWER,
     }
 )
 FALLBACK_KINDS = frozenset({ReasonKind.LOW_CONFIDENCE, ReasonKind.AMBIGUOUS})
@@ -115,6 +117,20 @@ def decide(
     if fallbacks:
         return Decision(Action.CLARIFY, reasons, offer_choices(fallbacks, retrieval))
     return Decision(Action.ANSWER)
+
+
+def without_answers(decision: Decision, unanswered: set[str], best: str | None) -> Decision:
+    """The decision when some entries have no written answer: never send one, never offer one.
+
+    An answer from such an entry goes to a person (the topic is known, the words are not);
+    a choice that includes one becomes a plain question.
+    """
+    if decision.action is Action.ANSWER and best in unanswered:
+        reason = Reason(ReasonKind.NO_ANSWER, f"'{best}' has no answer written yet")
+        return Decision(Action.HANDOFF, (reason,))
+    if any(choice in unanswered for choice in decision.choices):
+        return Decision(decision.action, decision.reasons)
+    return decision
 
 
 def advance(history: History, decision: Decision) -> History:

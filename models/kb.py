@@ -71,6 +71,19 @@ class Entry:
         return out
 
 
+NO_ANSWER = "(no answer written yet for {label!r})"  # a CSV label without an answers file row
+
+
+def unwritten(label: str) -> str:
+    """The stand-in answer of an entry imported without one."""
+    return NO_ANSWER.format(label=label)
+
+
+def has_answer(entry: Entry) -> bool:
+    """Whether someone wrote the entry's answer (else Baton must not send its stand-in)."""
+    return entry.answer != unwritten(entry.id)
+
+
 def read_text(path: Path) -> str:
     """A UTF-8 text file (a byte-order mark is dropped), naming the line of a byte that is not UTF-8."""
     try:
@@ -326,7 +339,7 @@ def parse_csv(text: str, answers: dict[str, str], source: str = "<csv>") -> list
         first_line.setdefault(label, line)
     entries = []
     for label, questions in grouped.items():
-        answer = answers.get(label, f"(no answer written yet for '{label}')")
+        answer = answers.get(label, unwritten(label))
         data = {"id": label, "question": questions[0], "alternates": questions[1:], "answer": answer}
         entries.append(make_entry(data, f"{source}, line {first_line[label]} (label {label!r})"))
     return entries

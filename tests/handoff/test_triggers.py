@@ -19,6 +19,7 @@ from handoff.triggers import (
     check_sentiment,
     decide,
     matched_keywords,
+    without_answers,
 )
 from handoff.tuning import SettingError, TriggerSettings, compile_keyword
 from models.faq import Candidate, Retrieval
@@ -353,3 +354,13 @@ def test_a_reason_shows_its_numbers_with_enough_decimals_to_tell_them_apart() ->
     assert reason.detail == "sentiment −0.404 < −0.400"
     (reason,) = check_sentiment(Sentiment(-0.72, Polarity.NEGATIVE, ()), -0.40)
     assert reason.detail == "sentiment −0.72 < −0.40"
+
+
+def test_an_entry_without_a_written_answer_is_never_sent_nor_offered() -> None:
+    answer = without_answers(Decision(Action.ANSWER), {"billing"}, "billing")
+    assert answer.action is Action.HANDOFF
+    assert [r.detail for r in answer.reasons] == ["'billing' has no answer written yet"]
+    unsure = Reason(ReasonKind.AMBIGUOUS, "close")
+    offered = Decision(Action.CLARIFY, (unsure,), ("billing", "password"))
+    assert without_answers(offered, {"billing"}, "billing") == Decision(Action.CLARIFY, (unsure,))
+    assert without_answers(Decision(Action.ANSWER), {"billing"}, "password") == Decision(Action.ANSWER)

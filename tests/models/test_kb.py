@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from models.kb import (
+    Entry,
     KbError,
     dump_yaml,
+    has_answer,
     load_file,
     make_entry,
     parse_csv,
@@ -248,3 +250,9 @@ def test_an_answers_file_with_a_yaml_faq_is_refused(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("label,answer\nplans,x\n")
     with pytest.raises(KbError, match=r"a\.csv: an answers file goes with a CSV of labelled questions"):
         load_file(tmp_path / "faq.yaml", tmp_path / "a.csv")
+
+
+def test_an_entry_imported_without_an_answer_says_so() -> None:
+    (entry,) = parse_csv("text,label\nhow do I pay,billing\npay by card,billing\n", {}, "kb.csv")
+    assert not has_answer(entry) and "no answer written yet" in entry.answer
+    assert has_answer(Entry("billing", "how do I pay", "By card."))
