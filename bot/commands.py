@@ -148,7 +148,7 @@ USAGE = (
     ("csat [days]", f"satisfaction from 👍/👎 over the last days (default {DEFAULT_CSAT_DAYS})", False),
     ("stats", "handoffs, answers and the bot resolution rate", False),
     ("audit", "the latest setting changes: who, when, old → new", False),
-    ("resolve", "in a handoff card's thread: resolve the conversation", False),
+    ("resolve", "resolve the conversation you have claimed (with several, pick one)", False),
 )
 
 
