@@ -137,7 +137,7 @@ def test_default_drops_the_override_and_is_audited(db: Database) -> None:
 
 def test_setting_the_value_a_setting_already_has_changes_nothing_and_is_not_audited(db: Database) -> None:
     change_setting(db, "sentiment", "-0.5", "U_ALICE", NOON)
-    with pytest.raises(SettingError, match="sentiment is already -0.5, so nothing changed"):
+    with pytest.raises(SettingError, match=r"sentiment is already -0\.5, so nothing changed"):
         change_setting(db, "sentiment", "-0.50", "U_BOB", NOON)
     with pytest.raises(SettingError, match="already"):
         change_setting(db, "human-request", "default", "U_BOB", NOON)

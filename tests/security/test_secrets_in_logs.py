@@ -19,7 +19,7 @@ from bot.localslack import LocalSlack
 from bot.localslack.events import signed_headers
 from handoff.outbox import Outgoing
 from tests.bot.conftest import Harness, world
-from tests.faults.test_restart import BATON, served
+from tests.faults.test_restart import BATON, free_port, served
 from tests.faults.test_slack_faults import REFUND, card_for
 
 TOKEN = "xoxb-1111-2222-NEVER-LOG-ME"
@@ -86,7 +86,7 @@ async def test_a_token_slack_refuses_is_not_printed(tmp_path: Path) -> None:
         env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url}
         env |= {"BATON_AGENT_CHANNEL": "C_AGENTS", "BATON_DB": str(tmp_path / "b.db")}
         process = await asyncio.create_subprocess_exec(
-            str(BATON), "serve", "--host", "127.0.0.1", "--port", "0", env=env,
+            str(BATON), "serve", "--host", "127.0.0.1", "--port", str(free_port()), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         printed, _ = await process.communicate()

@@ -16,7 +16,7 @@ import pytest
 from bot.localslack import LocalSlack
 from handoff.outbox import Outbox
 from tests.bot.conftest import Harness, texts, world
-from tests.faults.test_restart import BATON
+from tests.faults.test_restart import BATON, free_port
 from tests.faults.test_slack_faults import REFUND
 
 REFUSED = "BATON_AGENT_CHANNEL C_SUPPORT (#acme-support) is shared with another organisation"
@@ -28,7 +28,7 @@ async def test_baton_serve_will_not_start_with_a_shared_agent_channel(tmp_path: 
         env |= {"SLACK_API_URL": slack.api_url, "BATON_AGENT_CHANNEL": "C_SUPPORT"}
         env |= {"BATON_DB": str(tmp_path / "baton.db")}
         process = await asyncio.create_subprocess_exec(
-            str(BATON), "serve", "--host", "127.0.0.1", "--port", "0", env=env,
+            str(BATON), "serve", "--host", "127.0.0.1", "--port", str(free_port()), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         printed, _ = await process.communicate()
