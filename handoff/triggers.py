@@ -20,7 +20,7 @@ from enum import Enum
 
 from handoff.tuning import TriggerSettings, compile_keyword, fold
 from models.faq import Retrieval
-from models.sentiment import Sentiment
+from models.sentiment import APOLOGY_SIGNAL, Sentiment
 
 
 class Action(Enum):
@@ -171,8 +171,8 @@ def check_human_request(score: float, threshold: float) -> list[Reason]:
 
 
 def check_sentiment(sentiment: Sentiment, threshold: float) -> list[Reason]:
-    """A clearly upset customer."""
-    if not sentiment.score < threshold:
+    """A clearly upset customer (not one who apologises: "sorry, I meant…" reads as sad to the model)."""
+    if not sentiment.score < threshold or APOLOGY_SIGNAL in sentiment.signals:
         return []
     detail = f"sentiment {versus(sentiment.score, '<', threshold)}"
     return [Reason(ReasonKind.NEGATIVE_SENTIMENT, detail, sentiment.score, threshold)]

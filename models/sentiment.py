@@ -151,6 +151,24 @@ SUPPORT_CUES: dict[str, re.Pattern[str]] = {
 }
 
 
+# A customer's apology is politeness ("sorry, I meant…", "sorry to bother you"), but the training
+# corpora read "sorry" as remorse or sad news, so the score stays as measured and the turn carries
+# an "apology" signal: the trigger policy does not hand a polite turn off on its score alone.
+APOLOGY = re.compile(
+    r"^\W*(?:(?:i'?m|i am|so|very|really) )*sorry\b(?!,? but| to hear| for your loss)"
+    r"|\bsorry,? (?:i meant|i mean|my bad|typo|wrong (?:one|question))\b"
+    r"|\bsorry (?:for|about) (?:the|my) (?:confusion|typo|mistake|delay|late reply|trouble|bother|"
+    r"questions?|english|spelling)\b|\bsorry (?:to|for) (?:bother|trouble|disturb|ask)\w*\b",
+    re.IGNORECASE,
+)
+APOLOGY_SIGNAL = "apology"
+
+
+def is_apology(text: str, found: dict[str, list[str]]) -> bool:
+    """Whether a turn apologises politely (and does not complain)."""
+    return not any(name in found for name in COMPLAINT_CUES) and bool(APOLOGY.search(text[:MAX_CUE_CHARS]))
+
+
 # Emoji are unknown tokens to the encoder and rare in the training corpora, so an angry one is a
 # complaint prior too; shouting or "???" on a complaint makes it louder, not merely emphatic.
 COMPLAINT_CUES = (*SUPPORT_CUES, "angry emoji")
@@ -426,6 +444,8 @@ def score(text: str, vector: np.ndarray, head: Head) -> Sentiment:
     value = float(np.clip(probs[POSITIVE] - probs[NEGATIVE], -1.0, 1.0))
     label = polarity_for(value, head.negative_threshold, head.positive_threshold)
     signals = [f"model {lean:+.2f}", *describe_cues(found)]
+    if is_apology(text, found):
+        signals.append(APOLOGY_SIGNAL)
     if abs(lexical[0]) >= 0.05:
         signals.insert(1, f"lexicon {lexical[0]:+.2f}")
     return Sentiment(round(value, 4), label, tuple(signals))

@@ -364,3 +364,10 @@ def test_an_entry_without_a_written_answer_is_never_sent_nor_offered() -> None:
     offered = Decision(Action.CLARIFY, (unsure,), ("billing", "password"))
     assert without_answers(offered, {"billing"}, "billing") == Decision(Action.CLARIFY, (unsure,))
     assert without_answers(Decision(Action.ANSWER), {"billing"}, "password") == Decision(Action.ANSWER)
+
+
+def test_a_polite_apology_is_not_handed_off_on_its_score_alone() -> None:
+    sorry = Sentiment(-0.86, Polarity.NEGATIVE, ("model -0.80", "apology"))
+    assert check_sentiment(sorry, -0.40) == []
+    upset = Sentiment(-0.86, Polarity.NEGATIVE, ("model -0.80",))
+    assert [r.kind for r in check_sentiment(upset, -0.40)] == [ReasonKind.NEGATIVE_SENTIMENT]

@@ -22,6 +22,7 @@ from models.sentiment import (
     TransformersSentiment,
     default_head_path,
     find_cues,
+    is_apology,
     is_shouting,
     learned_cue_names,
     load_head,
@@ -473,3 +474,20 @@ def test_a_byte_order_mark_is_read_and_texts_kept_as_written(tmp_path: Path) -> 
 def test_an_unknown_backend_is_refused(tiny_csv: Path) -> None:
     with pytest.raises(EvalError, match="backend"):
         run(tiny_csv, "no-such-backend")
+
+
+@pytest.mark.parametrize(
+    ("text", "polite"),
+    [
+        ("sorry, I meant: how do I reset my password?", True),
+        ("Sorry for the confusion, I want to export my invoices", True),
+        ("so sorry to bother you, where are my invoices?", True),
+        ("I mistyped, sorry I meant the annual plan", True),
+        ("sorry but this is ridiculous", False),
+        ("I'm sorry to hear that", False),
+        ("sorry, this is the third time I ask", False),  # a complaint stays a complaint
+        ("how do I reset my password?", False),
+    ],
+)
+def test_a_polite_apology_is_told_apart_from_a_complaint(text: str, polite: bool) -> None:
+    assert is_apology(text, find_cues(text)) is polite
