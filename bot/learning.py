@@ -40,6 +40,7 @@ class Learning:
     def __init__(self, baton: Baton) -> None:
         self.baton = baton
         self.db = baton.services.db
+        self._saving = asyncio.Lock()  # two agents' modals for one answer: one entry, not two
 
     async def is_staff(self, team: str | None) -> bool:
         """Whether a person of `team` belongs to Baton's own team."""
@@ -88,16 +89,24 @@ class Learning:
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        knowledge = self.baton.services.knowledge
-        taken = {e.id for e in knowledge.entries()}
-        entry = Entry(entry_id(question, taken), question, mrkdwn(answer), alternates)
-        try:
-            await asyncio.to_thread(knowledge.upsert, entry, user["id"], "agents")
-        except KbError as exc:
-            await ack(response_action="errors", errors={cards.FAQ_INPUTS[0]: str(exc)})
-            return
-        await ack()
-        self.remember(entry, str(view.get("private_metadata") or ""), user["id"])
+        value = str(view.get("private_metadata") or "")
+        async with self._saving:
+            found = self.draft_of(value)
+            saved = learning.saved_as(self.db, found.key, found.episode) if found else None
+            if saved is not None:
+                told = f"This answer was saved meanwhile as FAQ entry `{saved}`."
+                await ack(response_action="errors", errors={cards.FAQ_INPUTS[0]: told})
+                return
+            knowledge = self.baton.services.knowledge
+            taken = {e.id for e in knowledge.entries()}
+            entry = Entry(entry_id(question, taken), question, mrkdwn(answer), alternates)
+            try:
+                await asyncio.to_thread(knowledge.upsert, entry, user["id"], "agents")
+            except KbError as exc:
+                await ack(response_action="errors", errors={cards.FAQ_INPUTS[0]: str(exc)})
+                return
+            await ack()
+            self.remember(entry, value, user["id"])
 
     def remember(self, entry: Entry, value: str, who: str) -> None:
         """Mark the episode saved, audit the new entry, and say so in the card's thread."""

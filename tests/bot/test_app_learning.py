@@ -146,3 +146,19 @@ async def test_save_as_faq_shows_the_words_as_typed_and_saves_the_answer_as_mrkd
     assert (
         entry.answer == "Yes &amp; &lt;b&gt;no&lt;/b&gt;: see <https://tally.example/lang|Language settings>"
     )
+
+
+async def test_two_agents_saving_one_answer_make_one_entry(harness: Harness) -> None:
+    slack = harness.slack
+    _, card = await answered_by_an_agent(harness)
+    for agent in ("U_AGENT1", "U_AGENT2"):
+        await slack.click(agent, "C_AGENTS", card["ts"], "baton_save_faq")
+    (first,) = await slack.wait_for(lambda: slack.views("U_AGENT1"))
+    (second,) = await slack.wait_for(lambda: slack.views("U_AGENT2"))
+    await slack.submit_view("U_AGENT1", first["id"], {})
+    refused = await slack.submit_view("U_AGENT2", second["id"], {})
+    await harness.settle()
+    assert "saved meanwhile as FAQ entry `can-your-team-translate-my-invoices`" in str(refused.json())
+    assert [e.id for e in harness.services.knowledge.entries() if "Klingon" in e.question] == [
+        "can-your-team-translate-my-invoices"
+    ]
