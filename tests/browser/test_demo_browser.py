@@ -304,3 +304,10 @@ def test_a_reload_keeps_the_channel_and_the_open_thread(page: Page) -> None:
     expect(page.locator("#nav [data-channel=C_GENERAL]")).to_have_class(re.compile(r"\bactive\b"))
     expect(in_thread(page).locator(".msg").first).to_contain_text("Keep this thread open")
     expect(in_thread(page)).to_contain_text("a reply in it")
+
+
+def test_a_link_to_the_home_tab_opens_it_for_whoever_follows_it(page: Page, demo_url: str) -> None:
+    page.goto(f"{demo_url}?as=U_AGENT2&home=home")  # never opened by this person, not clicked
+    expect(page.locator("#home")).to_contain_text("Open handoffs")
+    be(page, "U_AGENT1")  # someone else on the same tab
+    expect(page.locator("#home")).to_contain_text("Open handoffs")

@@ -561,7 +561,14 @@
   function renderHome() {
     const view = (S.data.views || []).find((v) => v.type === "home");
     const pane = $("home");
-    if (!view) return pane.replaceChildren(h("div", { class: "home-empty", text: "Opening Baton's Home tab…" }));
+    if (!view) {
+      // Arrived here by a link, a reload or a change of person, not a click: Slack opens the tab the same.
+      if (S.homeAsked !== S.me) {
+        S.homeAsked = S.me;
+        act(null, "open_home", { user: S.me });
+      }
+      return pane.replaceChildren(h("div", { class: "home-empty", text: "Opening Baton's Home tab…" }));
+    }
     const ctx = { act: (e, value, node) => act(node, "click_view", { user: S.me, view_id: view.id, action_id: e.action_id, value }) };
     pane.replaceChildren(...blocks(view.blocks, ctx));
   }
