@@ -106,11 +106,11 @@ class Learning:
                 await ack(response_action="errors", errors={cards.FAQ_INPUTS[0]: str(exc)})
                 return
             await ack()
-            self.remember(entry, value, user["id"])
+            self.remember(entry, found, user["id"])
 
-    def remember(self, entry: Entry, value: str, who: str) -> None:
+    def remember(self, entry: Entry, found: Draft | None, who: str) -> None:
         """Mark the episode saved, audit the new entry, and say so in the card's thread."""
-        found, at = self.draft_of(value), now()
+        at = now()
         with self.db.atomic():
             tuning.record(self.db, Change("faq", None, entry.id, who, at))
             if found is not None:
