@@ -145,17 +145,10 @@ class KnowledgeBase:
 
         The file synced at the previous start, if it was another one, has its entries removed.
         """
-        table = self._db.table("knowledge_meta")
         previous = self.startup_file()
-        dropped: tuple[str, ...] = ()
-        if previous and previous != source:
-            dropped = tuple(i for i, s in sorted(self.sources().items()) if s == previous)
-            with self._db.atomic():
-                for entry_id in dropped:
-                    self._db.table("faq_entries").delete(entry_id)
-            self._invalidate(set(dropped))
+        dropped = self.import_entries([], previous).removed if previous and previous != source else ()
         with self._db.atomic():
-            table.upsert({"key": STARTUP_FILE, "value": source or ""}, pk="key")
+            self._db.table("knowledge_meta").upsert({"key": STARTUP_FILE, "value": source or ""}, pk="key")
         if entries is None or source is None:
             return ImportReport((), (), dropped, 0)
         report = self.import_entries(entries, source)
