@@ -68,6 +68,7 @@ CUSTOMER_WORK, AGENT_WORK = "customer_turn", "agent_reply"  # kinds of claimed w
 RESUME_EVERY = 30.0  # seconds between looks for turns that failed and wait for another try
 HOME_REFRESH_EVERY = 3.0  # seconds between looks for a change on the Home tabs people have open
 HOME_KEPT_FOR = 1800.0  # seconds a Home tab is kept up to date after its person last opened it
+HomeBoard = tuple[list[Conversation], tuple[render.Block, ...]]  # open handoffs, dashboard blocks
 CARD_WAIT = 60.0  # seconds a turn waits for its thread's handoff card to reach Slack (then: a retry)
 CARD_POLL = 0.1  # seconds between looks while waiting
 NOT_STAFF = "Only people on the support team can use these buttons."
@@ -585,29 +586,36 @@ class Listeners:
                 self.publish_home(event["user"], client), user=event["user"], event="app_home_opened"
             )
 
-    async def publish_home(self, user: str, client: AsyncWebClient, only_if_changed: bool = False) -> None:
+    async def publish_home(self, user: str, client: AsyncWebClient, board: HomeBoard | None = None) -> None:
         """Publish the Home tab: what Baton does; for its own team, the handoff dashboard too.
 
-        A staff member's tab is then kept up to date while it is likely open (`refresh_homes`).
+        A staff member's tab is then kept up to date while it is likely open: `refresh_homes`
+        passes the `board` (open handoffs and dashboard blocks) it computed once for them all,
+        and the tab is sent again only if it changed.
         """
         baton = self.baton
-        opened = handoffs.open_handoffs(self.db)
         staff = (await baton.person(user)).team == (await baton.whoami()).team_id
+        opened, more = board or self.home_board(staff)
         stats = render.HomeStats(
             faq_entries=len(baton.services.knowledge.entries()),
             open_handoffs=len(opened),
             support_channels=baton.settings.support_channels,
             agent_channel=baton.settings.agent_channel,
-            more=tuple(cards.dashboard(self.dashboard(opened))) if staff else (),
+            more=more if staff else (),
         )
         view = render.home(stats)
         shown = json.dumps(view, sort_keys=True)
-        if only_if_changed and self.home_shown.get(user) == shown:
+        if board is not None and self.home_shown.get(user) == shown:
             return
         await client.views_publish(user_id=user, view=view)
         self.home_shown[user] = shown
-        if staff and not only_if_changed:
+        if staff and board is None:
             self.home_viewers[user] = asyncio.get_running_loop().time()
+
+    def home_board(self, staff: bool) -> HomeBoard:
+        """The open handoffs, and the dashboard's blocks for staff (none for others)."""
+        opened = handoffs.open_handoffs(self.db)
+        return opened, tuple(cards.dashboard(self.dashboard(opened))) if staff else ()
 
     async def refresh_homes(self) -> None:
         """Republish the Home tabs staff opened lately whose numbers changed (a vote, a handoff…)."""
@@ -615,8 +623,10 @@ class Listeners:
         for user, opened in list(self.home_viewers.items()):
             if loop.time() - opened > HOME_KEPT_FOR:
                 del self.home_viewers[user]
-            else:
-                await self.publish_home(user, self.baton.client, only_if_changed=True)
+        if self.home_viewers:
+            board = self.home_board(staff=True)  # the same for every staff member: built once
+            for user in list(self.home_viewers):
+                await self.publish_home(user, self.baton.client, board)
 
     async def refresh_homes_forever(self) -> None:
         """Keep open Home tabs live, for as long as Baton runs."""
