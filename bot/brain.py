@@ -178,11 +178,11 @@ class Brain:
         )
         best = reading.retrieval.best
         answer = self.knowledge.get(best.entry_id) if best else None
-        offered = [answer, *map(self.knowledge.get, decision.choices)]
-        unanswered = {e.id for e in offered if e is not None and not has_answer(e)}
+        choices = tuple(e for e in map(self.knowledge.get, decision.choices) if e is not None)
+        unanswered = {e.id for e in (answer, *choices) if e is not None and not has_answer(e)}
         if unanswered:
             decision = without_answers(decision, unanswered, best.entry_id if best else None)
-        choices = tuple(e for e in map(self.knowledge.get, decision.choices) if e is not None)
+            choices = tuple(e for e in choices if e.id in decision.choices)
         elapsed = (time.perf_counter() - started) * 1000
         return TurnCheck(text, reading, decision, answer, choices, elapsed)
 
