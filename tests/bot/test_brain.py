@@ -118,6 +118,15 @@ def test_the_scorer_layers_run_on_the_turns_one_lower_pass(
     plain.close()
 
 
+def test_slack_emoji_codes_reach_the_models_as_emoji(tiny: TransformerEncoder) -> None:
+    plain = brain(tiny, tiny, layer_scorer(tiny, 1))
+    coded, typed, wave = plain.read([":rage::rage: still broken", "😡😡 still broken", ":wave::tada:"])
+    assert coded == typed
+    assert any("angry emoji" in signal for signal in coded.sentiment.signals)
+    assert wave.retrieval.best is None and wave.retrieval.confidence == 0.0
+    plain.close()
+
+
 def test_with_a_tuned_kb_encoder_three_stacks_share_one_lower_pass(
     tiny: TransformerEncoder, tmp_path: Path, lower_passes: list[int]
 ) -> None:
@@ -151,6 +160,9 @@ def test_with_a_tuned_kb_encoder_three_stacks_share_one_lower_pass(
         ),
         ("&amp;lt; stays as typed", "&lt; stays as typed"),
         ("<!here>   refund   please", "refund please"),
+        ("still broken :rage::rage: :-1::skin-tone-3:", "still broken 😡😡 👎🏼"),
+        ("thanks :slightly_smiling_face: :tada:", "thanks 🙂 🎉"),
+        ("meet at 10:30:45 :our-logo:", "meet at 10:30:45 :our-logo:"),
     ],
 )
 def test_a_turn_reaches_the_models_as_the_words_the_customer_typed(slack: str, plain: str) -> None:

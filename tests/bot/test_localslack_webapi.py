@@ -243,6 +243,21 @@ async def test_user_message_event_envelope(slack: LocalSlack) -> None:
     assert mention["event"]["type"] == "app_mention" and mention["event_id"] != message["event_id"]
 
 
+async def test_typed_emoji_arrive_as_slack_sends_them(slack: LocalSlack, client: AsyncWebClient) -> None:
+    ts = await slack.post("U_CUST1", "C_SUPPORT", "still down 😡👍🏼 at 10:30:45")
+    await slack.edit("U_CUST1", "C_SUPPORT", ts, "still down 😢")
+    await client.chat_postMessage(channel="C_SUPPORT", text="sorry 🙏")  # an app's text is kept
+    typed, edited, bot = (e["event"] for e in slack.events())
+    assert typed["text"] == "still down :rage::+1::skin-tone-3: at 10:30:45"
+    assert typed["blocks"][0]["elements"][0]["elements"] == [
+        {"type": "text", "text": "still down "},
+        {"type": "emoji", "name": "rage"},
+        {"type": "emoji", "name": "+1", "skin_tone": 3},
+        {"type": "text", "text": " at 10:30:45"},
+    ]
+    assert edited["message"]["text"] == "still down :cry:" and bot["text"] == "sorry 🙏"
+
+
 async def test_edits_deletes_files_and_invisible_channels(slack: LocalSlack, client: AsyncWebClient) -> None:
     ts = await slack.post("U_CUST1", "C_SUPPORT", "typo")
     await slack.edit("U_CUST1", "C_SUPPORT", ts, "fixed")
