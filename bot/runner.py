@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("baton.runner")
 EVENTS_PATH = "/slack/events"
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # a request from Slack, as aiohttp reads it
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -76,7 +77,9 @@ def build_web_app(app: BatonApp, path: str = EVENTS_PATH) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response(app.baton.health())
 
-    web_app = web.Application()
+    # aiohttp refuses bodies over 1 MiB by default, and Slack retries a refused event, then drops
+    # it: a 40,000-character message of emoji codes with its rich-text blocks is larger than that.
+    web_app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     web_app.router.add_post(path, slack_request)
     web_app.router.add_get("/healthz", healthz)
     return web_app

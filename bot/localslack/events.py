@@ -11,6 +11,7 @@ import asyncio
 import copy
 import hashlib
 import hmac
+import io
 import json
 import time
 from collections import deque
@@ -213,7 +214,8 @@ class Sender:
         headers = {**signed_headers(self.signing_secret, body, content_type), **(extra or {})}
         try:
             limit = aiohttp.ClientTimeout(total=timeout)
-            async with self._session.post(url, data=body.encode(), headers=headers, timeout=limit) as resp:
+            data = io.BytesIO(body.encode())  # raw bytes over 1 MiB would block the loop (aiohttp warns)
+            async with self._session.post(url, data=data, headers=headers, timeout=limit) as resp:
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 return AppReply(resp.status, await resp.text(), headers)
         except TimeoutError:
