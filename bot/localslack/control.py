@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from bot.localslack.errors import LocalSlackError
 from bot.localslack.events import AppReply
-from bot.localslack.workspace import Change
+from bot.localslack.workspace import EMOJI_TABLE, Change
 
 if TYPE_CHECKING:
     from bot.localslack.server import LocalSlack
@@ -48,6 +48,7 @@ def add_routes(app: web.Application, slack: LocalSlack) -> None:
     app[SLACK] = slack
     app[STREAMS] = set()
     app.router.add_get("/_emulator/state", state)
+    app.router.add_get("/_emulator/emoji", emoji_table)
     app.router.add_get("/_emulator/ws", stream)
     app.router.add_post("/_emulator/{action}", act)
 
@@ -65,6 +66,11 @@ def snapshot(slack: LocalSlack, user: str | None) -> dict[str, Any]:
     if user:
         data.update(ephemerals=slack.ephemerals(user), views=slack.views(user))
     return data
+
+
+async def emoji_table(request: web.Request) -> web.Response:
+    """`GET /_emulator/emoji`: every standard Slack emoji code and its character, for the page."""
+    return web.json_response(EMOJI_TABLE, headers={"Cache-Control": "max-age=86400"})
 
 
 async def state(request: web.Request) -> web.Response:

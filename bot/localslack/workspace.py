@@ -26,6 +26,7 @@ from bot.localslack.world import Channel, User, World
 MENTION = re.compile(r"<@([A-Z0-9_]+)(?:\|[^>]*)?>")
 EMOJI_CODE = re.compile(r":([a-z0-9_+'-]+):(?::(skin-tone-[2-6]):)?")
 _EMOJI_NAMES = {emoji.char: emoji.short_name for emoji in emoji_data}
+EMOJI_TABLE = {name: emoji.char for emoji in emoji_data for name in emoji.short_names}  # code -> emoji
 
 
 def typed(text: str) -> str:

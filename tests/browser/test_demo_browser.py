@@ -143,6 +143,14 @@ def test_a_customer_asks_and_sees_the_answer_in_the_thread(page: Page) -> None:
     expect(page.locator("#messages .replies").last).to_contain_text("1 reply")
 
 
+def test_typed_emoji_show_as_emoji_though_slack_sends_codes(page: Page) -> None:
+    be(page, "U_CUST1")
+    thread = ask(page, "Export is broken again 😤🙅🏽")  # neither is in the page's own few codes
+    typed = thread.locator(".msg").first
+    expect(typed).to_contain_text("again 😤🙅🏽")
+    expect(typed).not_to_contain_text(re.compile(r":[a-z_-]+:"))
+
+
 def test_a_handoff_is_answered_by_an_agent_and_relayed_to_the_customer(page: Page) -> None:
     be(page, "U_CUST2")
     thread = ask(page, REFUND)

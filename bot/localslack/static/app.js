@@ -112,7 +112,12 @@
     bust_in_silhouette: "👤", house: "🏠", sparkles: "✨", zap: "⚡", information_source: "ℹ️", no_entry: "⛔",
     handshake: "🤝", construction: "🚧", large_green_circle: "🟢", red_circle: "🔴", arrow_right: "➡️",
   };
-  const emoji = (name) => EMOJI[String(name).split("::")[0]];
+  // A few codes at hand; the emulator sends Slack's whole set at start (loadEmoji).
+  const emoji = (name) => {
+    const [base, tone] = String(name).split("::");
+    const char = EMOJI[base];
+    return char && tone ? char + (EMOJI[tone] ?? "") : char;
+  };
   const emojify = (html) => html.replace(/:([a-z0-9_+-]+(?:::skin-tone-\d)?):/g, (all, name) => emoji(name) ?? all);
 
   function linkTo(target, label) {
@@ -244,7 +249,10 @@
       if (e.type === "user") return token(`@${e.user_id}`);
       if (e.type === "channel") return token(`#${e.channel_id}`);
       if (e.type === "link") return linkTo(e.url, e.text);
-      if (e.type === "emoji") return emoji(e.name) ?? `:${esc(e.name)}:`;
+      if (e.type === "emoji") {
+        const name = e.skin_tone ? `${e.name}::skin-tone-${e.skin_tone}` : e.name;
+        return emoji(name) ?? `:${esc(name)}:`;
+      }
       if (e.type === "broadcast") return token(`!${e.range}`);
       return "";
     };
@@ -794,6 +802,13 @@
     if (!response.ok) toast("The tour is already playing.");
   }
 
+  async function loadEmoji() {
+    const response = await fetch("/_emulator/emoji").catch(() => null);
+    if (!response || !response.ok) return;
+    Object.assign(EMOJI, await response.json());
+    render();
+  }
+
   async function loadDemo() {
     const response = await fetch("/_demo/info").catch(() => null);
     if (!response || !response.ok) return;
@@ -859,6 +874,7 @@
     keepBottom($("thread-messages"));
     composer($("composer"), $("composer-text"), () => [$("composer").dataset.channel, null]);
     composer($("thread-composer"), $("thread-text"), () => (S.thread ? [S.thread.channel, S.thread.ts] : [null, null]));
+    loadEmoji();
     connect();
   }
 
