@@ -35,8 +35,11 @@ NOTHING = Retrieval(None, None, 0.0)  # what a turn without words retrieves
 HEAD_CHARS = TAIL_CHARS = 200  # of a long turn the encoder reads both ends: about its 128 tokens
 _WORD = re.compile(r"[^\W_]")  # a letter or digit: something the encoder can read
 _MENTION = re.compile(r"<[@#!][^>]*>")
-_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
-_BARE_LINK = re.compile(r"<(https?://[^>]+)>")
+_CHANNEL = re.compile(r"<#[A-Z0-9]+\|([^>]+)>")  # a channel named in a turn keeps its name
+# Slack sends what a person types with `<` as &lt;, so a bare `<...>` is always its markup: a
+# link (web, mailto: or tel:) with or without a label; `<@`, `<#` and `<!` are mentions.
+_LINK = re.compile(r"<([^@#!<>|][^<>|]*)\|([^<>]+)>")
+_BARE_LINK = re.compile(r"<(?:mailto:|tel:)?([^@#!<>|][^<>|]*)>")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ def clean_turn(text: str, keep_lines: bool = False) -> str:
     emoji codes to emoji (Slack sends every emoji as `:rage:`, a skin tone as `::skin-tone-2:`;
     the sentiment cues read the emoji, and a turn of emoji alone has no words to answer).
     A code Slack's standard set lacks (a workspace's own emoji, `10:30:45`) stays as typed."""
+    text = _CHANNEL.sub(r"#\1", text)
     text = _LINK.sub(r"\2", text)
     text = _BARE_LINK.sub(r"\1", text)
     lines = (" ".join(line.split()) for line in _MENTION.sub(" ", text).splitlines())

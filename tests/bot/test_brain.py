@@ -160,6 +160,8 @@ def test_with_a_tuned_kb_encoder_three_stacks_share_one_lower_pass(
         ),
         ("&amp;lt; stays as typed", "&lt; stays as typed"),
         ("<!here>   refund   please", "refund please"),
+        ("mail <mailto:dana@a.example|dana@a.example> or <tel:+1555|call>", "mail dana@a.example or call"),
+        ("as I said in <#C123|billing> <mailto:x@y.example>", "as I said in #billing x@y.example"),
         ("still broken :rage::rage: :-1::skin-tone-3:", "still broken 😡😡 👎🏼"),
         ("thanks :slightly_smiling_face: :tada:", "thanks 🙂 🎉"),
         ("meet at 10:30:45 :our-logo:", "meet at 10:30:45 :our-logo:"),
