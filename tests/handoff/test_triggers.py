@@ -181,6 +181,8 @@ def test_regex_keywords_are_patterns() -> None:
         ("🔥", "this is 🔥🔥"),
         ("❤️", "I ❤ it"),  # with and without the emoji variation selector
         ("сбой", "У нас СБОЙ"),
+        (":rage:", "still down 😡"),  # Slack sends `/baton keyword add 😡` as its code
+        ("🤬", "still down :face_with_symbols_on_mouth:"),
     ],
 )
 def test_unicode_keywords_match_caselessly(keyword: str, text: str) -> None:
